@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "irqchip/irq_line.h"
@@ -22,6 +23,9 @@ namespace kvmini {
 class Vm;
 class Vcpu;
 class Bus;
+
+enum class IrqChipMode { kKernel, kSplit, kUser };
+std::string to_string(IrqChipMode mode);
 
 // Counted where the events happen, read in one place (the mode comparison).
 struct IrqChipStats {
@@ -58,5 +62,8 @@ public:
 
     virtual IrqChipStats stats() const = 0;
 };
+
+// The backend for a mode. Throws Error for a mode that is not built yet.
+std::unique_ptr<IrqChip> make_irqchip(IrqChipMode mode);
 
 }  // namespace kvmini

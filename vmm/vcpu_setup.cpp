@@ -1,0 +1,163 @@
+#include "vmm/vcpu_setup.h"
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "vmm/error.h"
+#include "vmm/kvm.h"
+#include "vmm/memory_layout.h"
+
+namespace kvmini {
+
+namespace {
+
+// Model-specific registers (Intel SDM vol. 4; AMD APM vol. 2 for the SYSCALL MSRs).
+constexpr uint32_t kMsrSysenterCs = 0x174;
+constexpr uint32_t kMsrSysenterEsp = 0x175;
+constexpr uint32_t kMsrSysenterEip = 0x176;
+constexpr uint32_t kMsrStar = 0xc0000081;
+constexpr uint32_t kMsrLstar = 0xc0000082;
+constexpr uint32_t kMsrCstar = 0xc0000083;
+constexpr uint32_t kMsrSyscallMask = 0xc0000084;
+constexpr uint32_t kMsrKernelGsBase = 0xc0000102;
+constexpr uint32_t kMsrTsc = 0x10;
+constexpr uint32_t kMsrMiscEnable = 0x1a0;
+constexpr uint64_t kMiscEnableFastStrings = 1;
+
+// Control register bits (Intel SDM vol. 3A 2.5).
+constexpr uint64_t kCr0Pe = 1u << 0, kCr0Mp = 1u << 1, kCr0Et = 1u << 4, kCr0Ne = 1u << 5, kCr0Pg = 1u << 31;
+constexpr uint64_t kCr4Pae = 1u << 5;
+constexpr uint64_t kEferLme = 1u << 8, kEferLma = 1u << 10;
+
+// Local APIC register offsets and LVT delivery modes (Intel SDM vol. 3A 11.5.1).
+constexpr size_t kApicLvtLint0 = 0x350;
+constexpr size_t kApicLvtLint1 = 0x360;
+constexpr uint32_t kLvtDeliveryModeMask = 0x700;
+constexpr uint32_t kLvtModeExtInt = 0x700;
+constexpr uint32_t kLvtModeNmi = 0x400;
+
+}  // namespace
+
+void set_cpuid(Vcpu& vcpu, const std::vector<kvm_cpuid_entry2>& entries)
+{
+    auto buf = std::make_unique<uint8_t[]>(sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2));
+    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.get());
+    cpuid->nent = static_cast<uint32_t>(entries.size());
+    std::memcpy(cpuid->entries, entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
+    KVM_IOCTL(vcpu.fd(), KVM_SET_CPUID2, cpuid);
+}
+
+void init_msrs(Vcpu& vcpu)
+{
+    const std::pair<uint32_t, uint64_t> values[] = {
+        {kMsrSysenterCs, 0}, {kMsrSysenterEsp, 0}, {kMsrSysenterEip, 0}, {kMsrStar, 0},
+        {kMsrLstar, 0},      {kMsrCstar, 0},       {kMsrSyscallMask, 0}, {kMsrKernelGsBase, 0},
+        {kMsrTsc, 0},        {kMsrMiscEnable, kMiscEnableFastStrings},
+    };
+    constexpr size_t n = std::size(values);
+    auto buf = std::make_unique<uint8_t[]>(sizeof(kvm_msrs) + n * sizeof(kvm_msr_entry));
+    auto* msrs = reinterpret_cast<kvm_msrs*>(buf.get());
+    std::memset(msrs, 0, sizeof(kvm_msrs) + n * sizeof(kvm_msr_entry));
+    msrs->nmsrs = n;
+    for (size_t i = 0; i < n; ++i) {
+        msrs->entries[i].index = values[i].first;
+        msrs->entries[i].data = values[i].second;
+    }
+    const int set = KVM_IOCTL(vcpu.fd(), KVM_SET_MSRS, msrs);
+    if (set != static_cast<int>(n))
+        throw Error("KVM_SET_MSRS: KVM refused MSR " + std::to_string(values[set].first));
+}
+
+void init_fpu(Vcpu& vcpu)
+{
+    kvm_fpu fpu{};
+    fpu.fcw = 0x37f;     // x87 default control word (FNINIT)
+    fpu.mxcsr = 0x1f80;  // SSE default: all exceptions masked
+    KVM_IOCTL(vcpu.fd(), KVM_SET_FPU, &fpu);
+}
+
+void init_lapic_virtual_wire(Vcpu& vcpu)
+{
+    kvm_lapic_state lapic{};
+    KVM_IOCTL(vcpu.fd(), KVM_GET_LAPIC, &lapic);
+    auto set_mode = [&](size_t reg, uint32_t mode) {
+        uint32_t v;
+        std::memcpy(&v, &lapic.regs[reg], 4);
+        v = (v & ~kLvtDeliveryModeMask) | mode;
+        std::memcpy(&lapic.regs[reg], &v, 4);
+    };
+    set_mode(kApicLvtLint0, kLvtModeExtInt);
+    set_mode(kApicLvtLint1, kLvtModeNmi);
+    KVM_IOCTL(vcpu.fd(), KVM_SET_LAPIC, &lapic);
+}
+
+kvm_segment boot_segment(uint16_t selector)
+{
+    kvm_segment s{};
+    s.base = 0;
+    s.limit = 0xffffffff;
+    s.selector = selector;
+    s.present = 1;
+    s.dpl = 0;
+    s.s = 1;
+    s.g = 1;
+    switch (selector) {
+    case boot_selectors::kCode64:
+        s.type = 0xb;  // execute/read, accessed
+        s.l = 1;
+        s.db = 0;
+        break;
+    case boot_selectors::kCode32:
+        s.type = 0xb;
+        s.db = 1;
+        break;
+    default:  // kData
+        s.type = 0x3;  // read/write, accessed
+        s.db = 1;
+        break;
+    }
+    return s;
+}
+
+void set_entry_state(Vcpu& vcpu, const CpuEntryState& entry)
+{
+    kvm_sregs sregs = vcpu.sregs();
+    const bool long_mode = entry.mode == CpuEntryState::Mode::kLong64;
+    sregs.cs = boot_segment(long_mode ? boot_selectors::kCode64 : boot_selectors::kCode32);
+    sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = boot_segment(boot_selectors::kData);
+    sregs.gdt.base = layout::kGdtAddr;
+    sregs.gdt.limit = 4 * 8 - 1;
+    sregs.idt.base = layout::kIdtAddr;
+    sregs.idt.limit = 0;
+    // A task register is required to enter the guest; nothing uses it before
+    // the guest loads its own.
+    sregs.tr = {};
+    sregs.tr.limit = 0x67;
+    sregs.tr.type = 0xb;  // busy 32/64-bit TSS
+    sregs.tr.present = 1;
+    sregs.ldt = {};
+    sregs.ldt.type = 0x2;
+    sregs.ldt.present = 1;
+    sregs.cr0 = kCr0Pe | kCr0Mp | kCr0Et | kCr0Ne;
+    sregs.cr4 = 0;
+    sregs.efer = 0;
+    if (long_mode) {
+        sregs.cr0 |= kCr0Pg;
+        sregs.cr3 = entry.cr3;
+        sregs.cr4 = kCr4Pae;
+        sregs.efer = kEferLme | kEferLma;
+    }
+    vcpu.set_sregs(sregs);
+
+    kvm_regs regs{};
+    regs.rflags = 0x2;  // bit 1 is reserved, always 1
+    regs.rip = entry.rip;
+    regs.rsp = entry.rsp;
+    regs.rax = entry.rax;
+    regs.rbx = entry.rbx;
+    regs.rsi = entry.rsi;
+    vcpu.set_regs(regs);
+}
+
+}  // namespace kvmini

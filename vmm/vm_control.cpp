@@ -1,0 +1,23 @@
+#include "vmm/vm_control.h"
+
+#include "vmm/kvm.h"
+
+namespace kvmini {
+
+void VmControl::request_stop(int exit_status, std::string reason)
+{
+    std::vector<Vcpu*> vcpus;
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_.load()) return;
+        exit_status_ = exit_status;
+        reason_ = std::move(reason);
+        stopping_.store(true, std::memory_order_release);
+        vcpus = vcpus_;
+    }
+    for (Vcpu* v : vcpus) v->kick();
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(event_.get(), &one, sizeof one);
+}
+
+}  // namespace kvmini

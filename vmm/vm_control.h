@@ -1,0 +1,56 @@
+// How a running machine ends. Any thread (a vCPU, a device, the terminal, a
+// signal) asks to stop with an exit status and a reason; the first request
+// wins, every vCPU is kicked out of KVM_RUN, and the main thread, waiting on
+// event_fd(), collects them.
+#pragma once
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "vmm/error.h"
+#include "vmm/unique_fd.h"
+
+namespace kvmini {
+
+class Vcpu;
+
+class VmControl {
+public:
+    VmControl() : event_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
+    {
+        if (!event_.valid()) throw_errno("eventfd");
+    }
+
+    void add_vcpu(Vcpu* vcpu)
+    {
+        std::lock_guard lock(mutex_);
+        vcpus_.push_back(vcpu);
+    }
+
+    // The first request sets the exit status and reason; later ones are ignored.
+    void request_stop(int exit_status, std::string reason);
+    bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+    int exit_status() const { return exit_status_; }
+    std::string reason() const
+    {
+        std::lock_guard lock(mutex_);
+        return reason_;
+    }
+    // Readable once a stop was requested.
+    int event_fd() const { return event_.get(); }
+
+private:
+    mutable std::mutex mutex_;
+    std::vector<Vcpu*> vcpus_;
+    std::atomic<bool> stopping_{false};
+    int exit_status_ = 0;
+    std::string reason_;
+    UniqueFd event_;
+};
+
+}  // namespace kvmini
