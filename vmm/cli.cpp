@@ -1,0 +1,59 @@
+#include "vmm/cli.h"
+
+#include <CLI/CLI.hpp>
+
+#include <map>
+
+namespace kvmini {
+
+CliResult parse_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
+{
+    CliResult result;
+    MachineConfig& cfg = result.config;
+
+    CLI::App app{"kvmini: a small VMM on Linux KVM, for comparing how interrupts reach a guest", "kvmini"};
+    app.require_subcommand(1);
+    app.add_option("--log-level", result.log_level, "trace, debug, info, warn, error or off")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+
+    CLI::App* run = app.add_subcommand("run", "boot a guest");
+    run->add_option("--log-level", result.log_level, "trace, debug, info, warn, error or off")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+    run->add_option("-k,--kernel", cfg.kernel, "guest kernel: bzImage, vmlinux (ELF) or a Multiboot ELF")->required();
+    run->add_option("-i,--initrd", cfg.initrd, "initrd / initramfs (Multiboot: modules, comma-separated)");
+    run->add_option("-p,--params", cfg.cmdline, "kernel command line");
+    run->add_option("-m,--mem", cfg.mem_mib, "guest RAM in MiB")->check(CLI::Range(uint64_t{16}, uint64_t{1} << 20));
+    run->add_option("-c,--cpus", cfg.cpus, "number of vCPUs")->check(CLI::Range(1u, 64u));
+    const std::map<std::string, IrqChipMode> modes{
+        {"kernel", IrqChipMode::kKernel}, {"split", IrqChipMode::kSplit}, {"user", IrqChipMode::kUser}};
+    run->add_option("--irqchip", cfg.irqchip, "interrupt controllers: kernel (KVM's), split (LAPIC in KVM), user")
+        ->transform(CLI::CheckedTransformer(modes, CLI::ignore_case))
+        ->default_str("kernel");
+    std::string profile = "auto";
+    run->add_option("--cpu-profile", profile,
+                    "CPUID profile: host (KVM's supported CPUID), safe (hides what a software KVM cannot "
+                    "emulate), auto (safe when the host has no VMX/SVM)")
+        ->check(CLI::IsMember({"auto", "host", "safe"}))
+        ->default_str("auto");
+    run->add_option("-d,--disk", cfg.disks, "virtio-blk disk image: PATH[,ro] (repeatable)");
+    run->add_flag("--test-devices", cfg.test_devices,
+                  "QEMU-compatible test devices: isa-debug-exit (0xf4), pc-testdev IRQ lines (0x2000), fw_cfg");
+    run->add_flag("--stats", cfg.stats, "print exit and interrupt statistics when the guest stops");
+    run->add_option("--kvm-device", cfg.kvm_device, "the KVM device")->default_str("/dev/kvm");
+
+    CLI::App* version = app.add_subcommand("version", "print kvmini's version");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        result.action = CliResult::Action::kExit;
+        result.exit_status = app.exit(e, out, err);
+        return result;
+    }
+    if (profile == "host") cfg.cpu_profile = CpuProfile::kHost;
+    if (profile == "safe") cfg.cpu_profile = CpuProfile::kSafe;
+    result.action = version->parsed() ? CliResult::Action::kVersion : CliResult::Action::kRun;
+    return result;
+}
+
+}  // namespace kvmini
