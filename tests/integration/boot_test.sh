@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Boots the reference Linux guest with kvmini and checks the kernel's own
+# lines on the serial console.
+#
+#   boot_test.sh MODE CPUS [extra kvmini args...]
+#
+# Always checked: ttyS0 probed as a 16550A at IRQ 4, the IOAPIC found through
+# the MP table, `Run /init` reached, and with CPUS > 1 every CPU brought up.
+# On a host with hardware KVM the guest's userspace runs too: the test then
+# also waits for the initramfs marker KVMINI-INIT-OK and kvmini's exit 0.
+# On a software-KVM host (no VMX/SVM, see ../shared/HOST-KVM.md) Linux
+# userspace cannot run, so the test ends at `Run /init` and says so.
+#
+# Appends "PASS: name" or "FAIL: name (why)" to $KVMINI_TEST_RESULTS if set.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+mode=${1:?mode}
+cpus=${2:?cpus}
+shift 2
+name="boot linux irqchip=$mode cpus=$cpus${*:+ $*}"
+timeout_s=${KVMINI_BOOT_TIMEOUT:-900}
+out=build/boot-test/$mode-$cpus
+mkdir -p "$out"
+
+result() {
+  echo "$1: $name${2:+ ($2)}"
+  [ -n "${KVMINI_TEST_RESULTS:-}" ] && echo "$1: $name${2:+ ($2)}" >> "$KVMINI_TEST_RESULTS"
+  [ "$1" = PASS ]
+  exit $?
+}
+
+vmlinux=$(guests/linux/build-kernel.sh | tail -n 1) || result FAIL "kernel build failed"
+initrd=$(guests/linux/build-initramfs.sh build/initramfs.cpio | tail -n 1) || result FAIL "initramfs build failed"
+
+hardware=0
+grep -qwE 'vmx|svm' /proc/cpuinfo && hardware=1
+
+log=$out/console.log
+err=$out/kvmini.log
+start=$(date +%s.%N)
+build/kvmini run -k "$vmlinux" -i "$initrd" -m 128 -c "$cpus" --irqchip "$mode" --stats \
+  -p "console=ttyS0 lpj=5000000 tsc=reliable panic=-1 reboot=k" "$@" </dev/null >"$log" 2>"$err" &
+pid=$!
+
+# Wait for kvmini to exit, or (software KVM) for Run /init plus a grace
+# period in which the guest's panic-and-reboot normally ends kvmini.
+deadline=$(( $(date +%s) + timeout_s ))
+seen_init_at=
+while kill -0 "$pid" 2>/dev/null; do
+  now=$(date +%s)
+  if [ "$now" -ge "$deadline" ]; then break; fi
+  if [ "$hardware" = 0 ] && [ -z "$seen_init_at" ] && grep -q 'Run /init as init process' "$log"; then
+    seen_init_at=$now
+  fi
+  if [ -n "$seen_init_at" ] && [ "$now" -ge $((seen_init_at + 30)) ]; then break; fi
+  sleep 1
+done
+timed_out=0
+if kill -0 "$pid" 2>/dev/null; then
+  kill -TERM "$pid"
+  timed_out=1
+fi
+wait "$pid"
+status=$?
+elapsed=$(echo "$(date +%s.%N) - $start" | bc)
+to_init=$(grep -m1 'Run /init as init process' "$log" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p')
+
+fail=()
+grep -qE 'ttyS0 at I/O 0x3f8 \(irq = 4, base_baud = 115200\) is a 16550A' "$log" || fail+=("no 16550A ttyS0 at IRQ 4")
+grep -q 'Intel MultiProcessor Specification' "$log" || fail+=("MP table not found")
+grep -qE 'IOAPIC\[0\]: apic_id [0-9]+, version [0-9]+, address 0xfec00000, GSI 0-23' "$log" || fail+=("IOAPIC not found through the MP table")
+grep -q 'Run /init as init process' "$log" || fail+=("Run /init not reached")
+if [ "$cpus" -gt 1 ]; then
+  grep -qE "smp: Brought up 1 node, $cpus CPUs" "$log" || fail+=("not all $cpus CPUs up")
+fi
+if [ "$hardware" = 1 ]; then
+  grep -q 'KVMINI-INIT-OK' "$log" || fail+=("initramfs marker not printed")
+  [ "$status" = 0 ] || fail+=("kvmini exit status $status")
+fi
+grep -q 'kvmini: error' "$err" && fail+=("kvmini error: $(grep -m1 'kvmini: error' "$err")")
+
+echo "boot test: irqchip=$mode cpus=$cpus: kvmini exit $status after ${elapsed}s (timed out: $timed_out); guest time to Run /init: ${to_init:-never} s"
+tail -n 12 "$err" | sed 's/^/  kvmini: /'
+if [ "$hardware" = 0 ]; then
+  echo "boot test: software-KVM host (no VMX/SVM): Linux userspace cannot run here, so the boot test ends at 'Run /init'"
+fi
+if ((${#fail[@]})); then
+  echo "--- last console lines ($log):"; tail -n 30 "$log"
+  result FAIL "$(IFS=';'; echo "${fail[*]}")"
+fi
+result PASS
