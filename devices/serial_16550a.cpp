@@ -4,7 +4,10 @@ namespace kvmini {
 
 using namespace uart;
 
-Serial16550a::Serial16550a(IrqLine irq, Sink sink) : irq_(irq), sink_(std::move(sink)) {}
+Serial16550a::Serial16550a(IrqLine irq, Sink sink, size_t host_backlog)
+    : irq_(irq), sink_(std::move(sink)), backlog_limit_(host_backlog)
+{
+}
 
 void Serial16550a::reset()
 {
@@ -19,6 +22,7 @@ void Serial16550a::reset()
     divisor_ = kResetDivisor;
     thre_pending_ = false;
     clear_rx();
+    backlog_.clear();
     last_rx_ = 0;
     update_irq();
 }
@@ -30,6 +34,7 @@ void Serial16550a::read(uint64_t offset, std::span<uint8_t> data)
     for (size_t i = 0; i < data.size(); ++i) {
         // The bus only hands us accesses inside our 8 ports.
         data[i] = offset + i < kPortCount ? read_register(offset + i) : 0xff;
+        refill_rx();
     }
     update_irq();
 }
@@ -44,6 +49,7 @@ void Serial16550a::write(uint64_t offset, std::span<const uint8_t> data)
         if (offset + i >= kPortCount) break;
         std::unique_lock lock(mutex_);
         const bool transmit = write_register(offset + i, data[i]);
+        refill_rx();
         update_irq();
         if (!transmit || !sink_) continue;
         // Take the transmit lock before letting go of the register lock, so
@@ -193,23 +199,40 @@ void Serial16550a::clear_rx()
     rx_count_ = 0;
 }
 
+void Serial16550a::refill_rx()
+{
+    while (!backlog_.empty() && !loopback() && rx_count_ < rx_capacity()) {
+        push_rx(backlog_.front());
+        backlog_.pop_front();
+    }
+}
+
 size_t Serial16550a::receive(std::span<const uint8_t> bytes)
 {
     std::lock_guard lock(mutex_);
-    if (loopback()) {
-        stats_.rx_dropped_loopback += bytes.size();
-        return 0;
+    size_t taken = 0;
+    for (uint8_t byte : bytes) {
+        if (backlog_.empty() && !loopback() && rx_count_ < rx_capacity()) {
+            push_rx(byte);
+            ++taken;
+        } else if (backlog_.size() < backlog_limit_) {
+            backlog_.push_back(byte);
+            ++taken;
+        } else if (loopback()) {
+            ++stats_.rx_dropped_loopback;
+        } else {
+            taken += push_rx(byte) ? 1 : 0;  // overrun
+        }
     }
-    size_t stored = 0;
-    for (uint8_t byte : bytes) stored += push_rx(byte) ? 1 : 0;
     update_irq();
-    return stored;
+    return taken;
 }
 
 size_t Serial16550a::rx_room() const
 {
     std::lock_guard lock(mutex_);
-    return loopback() ? 0 : rx_capacity() - rx_count_;
+    const size_t fifo_room = loopback() || !backlog_.empty() ? 0 : rx_capacity() - rx_count_;
+    return fifo_room + (backlog_limit_ - backlog_.size());
 }
 
 uint8_t Serial16550a::modem_inputs() const

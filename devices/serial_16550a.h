@@ -6,11 +6,18 @@
 //    so THR/TX FIFO are always empty (LSR.THRE = LSR.TEMT = 1) and the THRE
 //    interrupt comes back right after each write;
 //  - receive: bytes handed to receive() enter the 16-byte RX FIFO (1 byte in
-//    16450/non-FIFO mode) at once. The character timeout is not timed: in FIFO
-//    mode, while the FIFO holds data below the trigger level, the timeout
-//    interrupt (IIR 0xCC) is reported at once, and at or above the trigger
-//    level "received data available" (IIR 0xC4). So the guest is interrupted
-//    as soon as any data is present, which is what a driver needs;
+//    16450/non-FIFO mode) at once. What does not fit waits in a host-side
+//    backlog and enters the FIFO as the guest makes room, as if the sender
+//    paused under flow control; so a paste into the console is not cut at 16
+//    bytes. Only when the backlog is full too (or it is configured to 0) is a
+//    byte lost with LSR.OE, as on the chip;
+//  - the character timeout is not timed: in FIFO mode, while the FIFO holds
+//    data below the trigger level, the timeout interrupt (IIR 0xCC) is
+//    reported at once, and at or above the trigger level "received data
+//    available" (IIR 0xC4). So the guest is interrupted as soon as any data is
+//    present, which is what a driver needs;
+//  - in loopback the PC's OUT2 gate is closed (the chip forces its modem
+//    output pins inactive), so no interrupt reaches the IRQ line then;
 //  - no parity/framing errors or breaks ever happen (LSR PE/FE/BI/bit 7 stay 0),
 //    and the modem inputs are constant: DCD, DSR and CTS asserted, RI not.
 // Register reference: PC16550D datasheet (National Semiconductor, June 1995;
@@ -20,6 +27,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <span>
@@ -121,6 +129,9 @@ inline constexpr uint8_t kResetMsr = kMsrHostLines;           // 0xb0: deltas 0,
 // baud from the PC's 1.8432 MHz clock), which the guest reprograms anyway.
 inline constexpr uint16_t kResetDivisor = 12;
 
+// Not the chip's: how many host bytes may wait for room in the RX FIFO.
+inline constexpr size_t kDefaultHostBacklog = 4096;
+
 }  // namespace uart
 
 class Serial16550a : public BusDevice {
@@ -134,7 +145,7 @@ public:
         uint64_t tx_bytes = 0;           // bytes given to the sink
         uint64_t rx_bytes = 0;           // bytes that entered the RX FIFO (host and loopback)
         uint64_t rx_overruns = 0;        // bytes lost because the RX FIFO/RBR was full
-        uint64_t rx_dropped_loopback = 0;  // host bytes ignored while in loopback
+        uint64_t rx_dropped_loopback = 0;  // host bytes lost while in loopback (backlog full)
         uint64_t wide_accesses = 0;      // 2/4/8-byte accesses (split into byte accesses)
         uint64_t readonly_writes = 0;    // writes to LSR/MSR
         uint64_t reserved_bits = 0;      // writes setting IER 7..4 or MCR 7..5
@@ -142,7 +153,9 @@ public:
         uint64_t empty_rbr_reads = 0;    // RBR read with nothing received
     };
 
-    explicit Serial16550a(IrqLine irq, Sink sink = {});
+    // `host_backlog`: how many bytes from receive() may wait for room in the
+    // RX FIFO; 0 makes receive() behave as the bare chip (overrun when full).
+    explicit Serial16550a(IrqLine irq, Sink sink = {}, size_t host_backlog = uart::kDefaultHostBacklog);
 
     // BusDevice: registers at offsets 0..7 (uart::kRbrThr...). Wider accesses
     // are split into consecutive byte accesses, as an ISA bus does.
@@ -150,12 +163,13 @@ public:
     void write(uint64_t offset, std::span<const uint8_t> data) override;
 
     // Bytes from the host (the terminal input thread). Each byte enters the RX
-    // FIFO; when it is full the byte is lost and LSR.OE is set (in non-FIFO
-    // mode the 1-byte RBR is overwritten, as the chip does). Returns how many
-    // bytes were stored (an overwriting byte counts). Ignored in loopback mode (the serial input is
-    // disconnected). Thread-safe.
+    // FIFO, or waits in the backlog while the FIFO is full or the UART is in
+    // loopback (its serial input disconnected). With the backlog full too the
+    // byte is lost and LSR.OE is set (in non-FIFO mode the 1-byte RBR is
+    // overwritten, as the chip does; in loopback it is just dropped). Returns
+    // how many bytes were taken (an overwriting byte counts). Thread-safe.
     size_t receive(std::span<const uint8_t> bytes);
-    // Free room in the RX FIFO (or RBR), for a caller that wants to pace input.
+    // How many more bytes receive() takes without loss right now.
     size_t rx_room() const;
 
     // Back to the power-on state (Table III), e.g. on a machine reset.
@@ -177,6 +191,8 @@ private:
     // Into the RX FIFO (RBR in 16450 mode); on overrun sets OE. False if lost.
     bool push_rx(uint8_t byte);
     void clear_rx();
+    // Moves waiting host bytes into the RX FIFO while it has room.
+    void refill_rx();
     // The modem input lines (MSR 7..4) as the UART sees them now.
     uint8_t modem_inputs() const;
     // Records deltas between the old and current modem input lines.
@@ -205,6 +221,8 @@ private:
     size_t rx_head_ = 0;
     size_t rx_count_ = 0;
     uint8_t last_rx_ = 0;  // what RBR reads when empty
+    std::deque<uint8_t> backlog_;  // host bytes waiting for RX FIFO room
+    size_t backlog_limit_;
     bool irq_high_ = false;
     Stats stats_;
 };

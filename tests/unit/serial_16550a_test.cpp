@@ -42,7 +42,10 @@ class Serial16550aTest : public ::testing::Test {
 protected:
     Serial16550aTest()
         : router_(chip_),
-          uart_(router_.line(kIrq), [this](std::span<const uint8_t> b) { sent_.insert(sent_.end(), b.begin(), b.end()); })
+          uart_(
+              router_.line(kIrq),
+              [this](std::span<const uint8_t> b) { sent_.insert(sent_.end(), b.begin(), b.end()); },
+              /*host_backlog=*/0)  // the bare chip; the backlog has its own tests
     {
         bus_.add(kBase, uart::kPortCount, uart_, "com1");
     }
@@ -464,6 +467,86 @@ TEST_F(Serial16550aTest, ConcurrentReceiveAndGuestReadsLoseNothingCounted)
     host.join();
     EXPECT_EQ(read, stored);
     EXPECT_EQ(stored + uart_.stats().rx_overruns, static_cast<uint64_t>(kBytes));
+}
+
+// ---- The host-side backlog (the default configuration) ----
+
+class Serial16550aBacklogTest : public ::testing::Test {
+protected:
+    uint8_t in(uint64_t reg)
+    {
+        uint8_t v = 0;
+        uart_.read(reg, std::span<uint8_t>(&v, 1));
+        return v;
+    }
+    void out(uint64_t reg, uint8_t v) { uart_.write(reg, std::span<const uint8_t>(&v, 1)); }
+
+    RecordingIrqChip chip_;
+    IrqRouter router_{chip_};
+    Serial16550a uart_{router_.line(kIrq), {}, 64};
+};
+
+TEST_F(Serial16550aBacklogTest, PasteLongerThanTheFifoArrivesWhole)
+{
+    out(uart::kIirFcr, 0x81);  // FIFO, trigger 8, as Linux sets it
+    std::vector<uint8_t> paste(50);
+    for (size_t i = 0; i < paste.size(); ++i) paste[i] = static_cast<uint8_t>(i);
+    EXPECT_EQ(uart_.receive(paste), 50u);
+    EXPECT_EQ(uart_.rx_room(), 64u - 34u);  // FIFO full, 34 waiting
+    std::vector<uint8_t> got;
+    while (in(uart::kLsr) & uart::kLsrDr) got.push_back(in(uart::kRbrThr));
+    EXPECT_EQ(got, paste);
+    EXPECT_EQ(in(uart::kLsr), 0x60);  // no overrun
+    EXPECT_EQ(uart_.stats().rx_overruns, 0u);
+    EXPECT_EQ(uart_.rx_room(), 16u + 64u);
+}
+
+TEST_F(Serial16550aBacklogTest, OverrunOnlyWhenTheBacklogIsFullToo)
+{
+    out(uart::kIirFcr, 0x01);
+    std::vector<uint8_t> flood(16 + 64 + 3, 'f');
+    EXPECT_EQ(uart_.receive(flood), 80u);
+    EXPECT_EQ(uart_.rx_room(), 0u);
+    EXPECT_EQ(in(uart::kLsr), 0x63);
+    EXPECT_EQ(uart_.stats().rx_overruns, 3u);
+}
+
+TEST_F(Serial16550aBacklogTest, NonFifoModeFeedsOneByteAtATime)
+{
+    const std::vector<uint8_t> bytes = {'a', 'b', 'c'};
+    uart_.receive(bytes);
+    EXPECT_EQ(in(uart::kRbrThr), 'a');
+    EXPECT_EQ(in(uart::kRbrThr), 'b');
+    EXPECT_EQ(in(uart::kRbrThr), 'c');
+    EXPECT_EQ(in(uart::kLsr), 0x60);
+}
+
+TEST_F(Serial16550aBacklogTest, HostBytesWaitWhileInLoopback)
+{
+    out(uart::kMcr, uart::kMcrLoop);
+    const std::vector<uint8_t> bytes = {'w'};
+    EXPECT_EQ(uart_.receive(bytes), 1u);
+    EXPECT_EQ(in(uart::kLsr), 0x60);  // not seen by the guest in loopback
+    out(uart::kRbrThr, 'L');          // loopback data is
+    EXPECT_EQ(in(uart::kRbrThr), 'L');
+    out(uart::kMcr, 0);
+    EXPECT_EQ(in(uart::kLsr), 0x61);
+    EXPECT_EQ(in(uart::kRbrThr), 'w');
+}
+
+TEST_F(Serial16550aBacklogTest, ReceiveRaisesTheLineForAnEnabledGuest)
+{
+    out(uart::kMcr, uart::kMcrOut2 | uart::kMcrDtr | uart::kMcrRts);
+    out(uart::kIer, uart::kIerErbfi);
+    const std::vector<uint8_t> bytes = {'1', '2'};
+    uart_.receive(bytes);
+    EXPECT_TRUE(chip_.levels[kIrq]);
+    EXPECT_EQ(in(uart::kIirFcr), 0x04);
+    in(uart::kRbrThr);
+    EXPECT_TRUE(chip_.levels[kIrq]);  // the second byte moved up from the backlog
+    in(uart::kRbrThr);
+    EXPECT_FALSE(chip_.levels[kIrq]);
+    EXPECT_EQ(in(uart::kIirFcr), 0x01);
 }
 
 }  // namespace
