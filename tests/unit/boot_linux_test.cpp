@@ -694,7 +694,8 @@ TEST(BootVmlinux, ForeignElfs)
     expect_error([&] { VmlinuxLoader(mem, arm, std::nullopt, "").load(); },
                  {arm + ": ELF for machine 183 (AArch64), not x86-64"});
     const std::string dyn = dir.write("dyn", make_elf64(kEmX8664, kEtDyn, 0x1000000, segs));
-    expect_error([&] { VmlinuxLoader(mem, dyn, std::nullopt, "").load(); }, {"not an executable (ET_EXEC)"});
+    expect_error([&] { VmlinuxLoader(mem, dyn, std::nullopt, "").load(); },
+                 {dyn + ": ELF type 3 (ET_DYN, a shared object or PIE), not an executable (ET_EXEC)"});
     const std::string text = dir.write_text("notes.txt", "just some text, long enough to not be truncated\n");
     expect_error([&] { VmlinuxLoader(mem, text, std::nullopt, "").load(); }, {text, "not an ELF file"});
     Bytes be = make_elf64(kEmX8664, kEtExec, 0x1000000, segs);

@@ -31,6 +31,18 @@ const char* elf_machine_name(uint16_t machine)
     }
 }
 
+const char* elf_type_name(uint16_t type)
+{
+    switch (type) {
+    case ET_NONE: return "ET_NONE";
+    case ET_REL: return "ET_REL, a relocatable object";
+    case ET_EXEC: return "ET_EXEC, an executable";
+    case ET_DYN: return "ET_DYN, a shared object or PIE";
+    case ET_CORE: return "ET_CORE, a core dump";
+    default: return "unknown type";
+    }
+}
+
 namespace {
 
 // Reads the class-specific headers into one shape.

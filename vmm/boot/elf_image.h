@@ -35,6 +35,7 @@ struct ElfImage {
 
 bool has_elf_magic(std::span<const uint8_t> start);
 const char* elf_machine_name(uint16_t machine);
+const char* elf_type_name(uint16_t type);  // "ET_DYN, a shared object or PIE"
 
 // Parses the ELF header and program headers. Throws (via f.fail / f.require)
 // for: no ELF magic, unknown class, big-endian data, truncated header or

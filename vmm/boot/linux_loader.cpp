@@ -275,7 +275,8 @@ CpuEntryState VmlinuxLoader::load()
         f.fail("ELF for machine " + std::to_string(elf.machine) + " (" + boot_util::elf_machine_name(elf.machine) +
                "), not x86-64");
     if (elf.type != ET_EXEC)
-        f.fail("ELF type " + std::to_string(elf.type) + " is not an executable (ET_EXEC); a vmlinux is");
+        f.fail("ELF type " + std::to_string(elf.type) + " (" + boot_util::elf_type_name(elf.type) +
+               "), not an executable (ET_EXEC) as a vmlinux is");
 
     const boot_util::PhysRange range = boot_util::check_elf_segments(f, elf, mem_, layout::kHighMemStart);
     const uint64_t entry = boot_util::elf_entry_physical(f, elf);

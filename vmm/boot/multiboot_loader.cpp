@@ -124,7 +124,9 @@ LoadedImage load_elf(const BootFile& f, GuestMemory& mem)
         f.fail("ELF" + std::string(elf.elf_class == ELFCLASS32 ? "32" : "64") + " for machine " +
                std::to_string(elf.machine) + " (" + boot_util::elf_machine_name(elf.machine) +
                "); a Multiboot kernel must be i386 ELF32 or x86-64 ELF64");
-    if (elf.type != ET_EXEC) f.fail("ELF type " + std::to_string(elf.type) + " is not an executable (ET_EXEC)");
+    if (elf.type != ET_EXEC)
+        f.fail("ELF type " + std::to_string(elf.type) + " (" + boot_util::elf_type_name(elf.type) +
+               "), not an executable (ET_EXEC)");
     const boot_util::PhysRange range = boot_util::check_elf_segments(f, elf, mem, layout::kHighMemStart);
     if (range.end > k4GiB) f.fail("PT_LOAD segments reach " + hex(range.end) + ", beyond 32-bit addressing");
     const uint64_t entry = boot_util::elf_entry_physical(f, elf);
