@@ -112,9 +112,9 @@ void write_mptable(GuestMemory& mem, const MpTableConfig& c)
     std::memcpy(h.product_id, mp::kProductId, sizeof h.product_id);
     h.entry_count = e.count();
     h.lapic_address = static_cast<uint32_t>(layout::kLapicBase);
-    std::vector<uint8_t> table(base_length);
-    std::memcpy(table.data(), &h, sizeof h);
-    std::memcpy(table.data() + sizeof h, e.bytes().data(), e.bytes().size());
+    const auto* hp = reinterpret_cast<const uint8_t*>(&h);
+    std::vector<uint8_t> table(hp, hp + sizeof h);
+    table.insert(table.end(), e.bytes().begin(), e.bytes().end());
     table[offsetof(mp::ConfigHeader, checksum)] = checksum_byte(table.data(), table.size());
 
     mp::FloatingPointer fp{};
