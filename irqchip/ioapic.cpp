@@ -24,7 +24,8 @@ inline constexpr uint8_t kRegRedirBase = 0x10;// 3.2.4 IOREDTBL0 low, +1 high, 2
 inline constexpr uint32_t kIdShift = 24;      // ID / arbitration ID in bits 27:24
 inline constexpr uint32_t kIdMask = 0x0f;
 // IOAPICVER: bits 23:16 maximum redirection entry (23), bits 7:0 version.
-inline constexpr uint32_t kVersion = ((Ioapic::kPins - 1) << 16) | 0x20;
+inline constexpr uint32_t kMaxRedirShift = 16;
+inline constexpr uint8_t kFirstVersionWithEoiRegister = 0x20;
 
 // IOREDTBL bits, 3.2.4.
 namespace rte {
@@ -249,7 +250,7 @@ uint32_t Ioapic::read_register_locked(uint8_t index)
     case kRegArb:  // the arbitration ID is loaded from the ID (3.2.3)
         return uint32_t{id_} << kIdShift;
     case kRegVersion:
-        return kVersion;
+        return ((kPins - 1) << kMaxRedirShift) | config_.version;
     default:
         break;
     }
@@ -326,7 +327,7 @@ void Ioapic::write(uint64_t offset, std::span<const uint8_t> data)
         ioregsel_ = value & kIoregselMask;
     } else if (offset == kIowin && data.size() == 4) {
         write_register_locked(static_cast<uint8_t>(ioregsel_), value);
-    } else if (offset == kEoiRegister && data.size() <= 4) {
+    } else if (offset == kEoiRegister && data.size() <= 4 && config_.version >= kFirstVersionWithEoiRegister) {
         eoi_locked(static_cast<uint8_t>(value));
     } else {
         ++stats_.odd_accesses;

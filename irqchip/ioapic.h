@@ -105,6 +105,11 @@ inline constexpr uint32_t kPcActiveLowPins = ((1u << gsi::kPciGsis) - 1) << gsi:
 struct IoapicConfig {
     uint8_t id = 0;                              // initial IOAPICID (the MP table's)
     uint32_t active_low_pins = kPcActiveLowPins;
+    // IOAPICVER bits 7:0. 0x20 and up have the EOI register at 0x40; 0x11
+    // (the 82093AA itself, and what KVM's in-kernel IOAPIC reports) has not:
+    // writes there are then counted odd and ignored. Use the value the MP
+    // table advertises.
+    uint8_t version = 0x20;
 };
 
 class Ioapic : public BusDevice {

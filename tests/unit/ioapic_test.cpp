@@ -62,11 +62,11 @@ struct Recorder {
     }
 };
 
-IoapicConfig all_active_high() { return IoapicConfig{0, 0}; }
+IoapicConfig all_active_high() { return IoapicConfig{0, 0, 0x20}; }
 
 TEST(Ioapic, IdVersionAndArbitrationRegisters)
 {
-    Ioapic io({}, IoapicConfig{2, 0});
+    Ioapic io({}, IoapicConfig{2, 0, 0x20});
     EXPECT_EQ(io.read_register(0x01), 0x00170020u);  // 24 entries, version 0x20
     EXPECT_EQ(io.read_register(0x00), 0x02000000u);
     io.write_register(0x00, 0x05000000);
@@ -250,6 +250,23 @@ TEST(Ioapic, EoiRegisterAtOffset0x40)
     mmio_write32(io, 0x40, 0x61);
     EXPECT_EQ(r.sent.size(), 2u);
     EXPECT_EQ(io.stats().eois, 1u);
+}
+
+TEST(Ioapic, Version0x11HasNoEoiRegister)
+{
+    Recorder r;
+    IoapicConfig config = all_active_high();
+    config.version = 0x11;
+    Ioapic io(r.callback(), config);
+    EXPECT_EQ(io.read_register(0x01), 0x00170011u);
+    set_rte(io, 20, 0x61 | kLevel);
+    io.set_irq(20, true);
+    mmio_write32(io, 0x40, 0x61);
+    EXPECT_EQ(rte_low(io, 20) & kRemoteIrr, kRemoteIrr);
+    EXPECT_EQ(io.stats().eois, 0u);
+    EXPECT_EQ(io.stats().odd_accesses, 1u);
+    io.eoi(0x61);  // the LAPIC's EOI message still works
+    EXPECT_EQ(r.sent.size(), 2u);
 }
 
 TEST(Ioapic, SwitchingToEdgeClearsRemoteIrr)
