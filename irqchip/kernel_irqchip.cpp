@@ -2,7 +2,6 @@
 
 #include <sys/ioctl.h>
 
-#include <memory>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -10,6 +9,7 @@
 #include "irqchip/gsi_layout.h"
 #include "vmm/error.h"
 #include "vmm/kvm.h"
+#include "vmm/kvm_list.h"
 
 namespace kvmini {
 
@@ -54,12 +54,9 @@ void KernelIrqChip::create(Vm& vm)
     KVM_IOCTL(vm_fd_, KVM_CREATE_IRQCHIP, 0);
 
     const auto entries = pc_routing();
-    auto buf = std::make_unique<uint8_t[]>(sizeof(kvm_irq_routing) + entries.size() * sizeof(kvm_irq_routing_entry));
-    auto* routing = reinterpret_cast<kvm_irq_routing*>(buf.get());
-    routing->nr = static_cast<uint32_t>(entries.size());
-    routing->flags = 0;
-    std::copy(entries.begin(), entries.end(), routing->entries);
-    KVM_IOCTL(vm_fd_, KVM_SET_GSI_ROUTING, routing);
+    KvmList<kvm_irq_routing_entry> routing{std::span<const kvm_irq_routing_entry>(entries)};
+    checked_ioctl(vm_fd_, kvm_ioctl::kSetGsiRouting, reinterpret_cast<unsigned long>(routing.data()),
+                  "KVM_SET_GSI_ROUTING");
 
     kvm_pit_config pit{};
     pit.flags = KVM_PIT_SPEAKER_DUMMY;  // KVM answers port 0x61 itself

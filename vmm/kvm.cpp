@@ -5,11 +5,11 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
-#include <memory>
 
 #include <spdlog/fmt/fmt.h>
 
 #include "vmm/error.h"
+#include "vmm/kvm_list.h"
 
 namespace kvmini {
 
@@ -60,11 +60,8 @@ void Kvm::require(long cap, const char* name) const
 std::vector<kvm_cpuid_entry2> Kvm::supported_cpuid() const
 {
     for (uint32_t n = 128; n <= 4096; n *= 2) {
-        auto buf = std::make_unique<uint8_t[]>(sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2));
-        auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.get());
-        cpuid->nent = n;
-        if (::ioctl(fd_.get(), KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
-            return std::vector<kvm_cpuid_entry2>(cpuid->entries, cpuid->entries + cpuid->nent);
+        KvmList<kvm_cpuid_entry2> cpuid(n);
+        if (::ioctl(fd_.get(), kvm_ioctl::kGetSupportedCpuid, cpuid.data()) == 0) return cpuid.entries();
         if (errno != E2BIG) throw_errno("KVM_GET_SUPPORTED_CPUID");
     }
     throw Error("KVM_GET_SUPPORTED_CPUID: more than 4096 entries");

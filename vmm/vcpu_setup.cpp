@@ -6,7 +6,8 @@
 
 #include "vmm/error.h"
 #include "vmm/kvm.h"
-#include "vmm/memory_layout.h"
+#include "vmm/kvm_list.h"
+#include "vmm/boot/x86_boot_setup.h"
 
 namespace kvmini {
 
@@ -41,11 +42,8 @@ constexpr uint32_t kLvtModeNmi = 0x400;
 
 void set_cpuid(Vcpu& vcpu, const std::vector<kvm_cpuid_entry2>& entries)
 {
-    auto buf = std::make_unique<uint8_t[]>(sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2));
-    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.get());
-    cpuid->nent = static_cast<uint32_t>(entries.size());
-    std::memcpy(cpuid->entries, entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
-    KVM_IOCTL(vcpu.fd(), KVM_SET_CPUID2, cpuid);
+    KvmList<kvm_cpuid_entry2> cpuid{std::span<const kvm_cpuid_entry2>(entries)};
+    checked_ioctl(vcpu.fd(), kvm_ioctl::kSetCpuid2, reinterpret_cast<unsigned long>(cpuid.data()), "KVM_SET_CPUID2");
 }
 
 void init_msrs(Vcpu& vcpu)
@@ -55,17 +53,17 @@ void init_msrs(Vcpu& vcpu)
         {kMsrLstar, 0},      {kMsrCstar, 0},       {kMsrSyscallMask, 0}, {kMsrKernelGsBase, 0},
         {kMsrTsc, 0},        {kMsrMiscEnable, kMiscEnableFastStrings},
     };
-    constexpr size_t n = std::size(values);
-    auto buf = std::make_unique<uint8_t[]>(sizeof(kvm_msrs) + n * sizeof(kvm_msr_entry));
-    auto* msrs = reinterpret_cast<kvm_msrs*>(buf.get());
-    std::memset(msrs, 0, sizeof(kvm_msrs) + n * sizeof(kvm_msr_entry));
-    msrs->nmsrs = n;
-    for (size_t i = 0; i < n; ++i) {
-        msrs->entries[i].index = values[i].first;
-        msrs->entries[i].data = values[i].second;
+    std::vector<kvm_msr_entry> entries;
+    for (const auto& [index, data] : values) {
+        kvm_msr_entry e{};
+        e.index = index;
+        e.data = data;
+        entries.push_back(e);
     }
-    const int set = KVM_IOCTL(vcpu.fd(), KVM_SET_MSRS, msrs);
-    if (set != static_cast<int>(n))
+    KvmList<kvm_msr_entry> msrs{std::span<const kvm_msr_entry>(entries)};
+    const int set = checked_ioctl(vcpu.fd(), kvm_ioctl::kSetMsrs, reinterpret_cast<unsigned long>(msrs.data()),
+                                  "KVM_SET_MSRS");
+    if (set != static_cast<int>(entries.size()))
         throw Error("KVM_SET_MSRS: KVM refused MSR " + std::to_string(values[set].first));
 }
 
@@ -94,29 +92,19 @@ void init_lapic_virtual_wire(Vcpu& vcpu)
 
 kvm_segment boot_segment(uint16_t selector)
 {
+    const boot_tables::SegmentFields f = boot_tables::segment_for_selector(selector);
     kvm_segment s{};
-    s.base = 0;
-    s.limit = 0xffffffff;
-    s.selector = selector;
-    s.present = 1;
-    s.dpl = 0;
-    s.s = 1;
-    s.g = 1;
-    switch (selector) {
-    case boot_selectors::kCode64:
-        s.type = 0xb;  // execute/read, accessed
-        s.l = 1;
-        s.db = 0;
-        break;
-    case boot_selectors::kCode32:
-        s.type = 0xb;
-        s.db = 1;
-        break;
-    default:  // kData
-        s.type = 0x3;  // read/write, accessed
-        s.db = 1;
-        break;
-    }
+    s.base = f.base;
+    s.limit = f.limit;
+    s.selector = f.selector;
+    s.type = f.type;
+    s.present = f.present;
+    s.dpl = f.dpl;
+    s.db = f.db;
+    s.s = f.s;
+    s.l = f.l;
+    s.g = f.g;
+    s.avl = f.avl;
     return s;
 }
 
@@ -126,10 +114,10 @@ void set_entry_state(Vcpu& vcpu, const CpuEntryState& entry)
     const bool long_mode = entry.mode == CpuEntryState::Mode::kLong64;
     sregs.cs = boot_segment(long_mode ? boot_selectors::kCode64 : boot_selectors::kCode32);
     sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = boot_segment(boot_selectors::kData);
-    sregs.gdt.base = layout::kGdtAddr;
-    sregs.gdt.limit = 4 * 8 - 1;
-    sregs.idt.base = layout::kIdtAddr;
-    sregs.idt.limit = 0;
+    sregs.gdt.base = boot_tables::kBootGdtr.base;
+    sregs.gdt.limit = boot_tables::kBootGdtr.limit;
+    sregs.idt.base = boot_tables::kBootIdtr.base;
+    sregs.idt.limit = boot_tables::kBootIdtr.limit;
     // A task register is required to enter the guest; nothing uses it before
     // the guest loads its own.
     sregs.tr = {};

@@ -20,7 +20,8 @@ void init_fpu(Vcpu& vcpu);
 void init_lapic_virtual_wire(Vcpu& vcpu);
 void set_entry_state(Vcpu& vcpu, const CpuEntryState& entry);
 
-// Segment register state for a flat descriptor of the boot GDT (pure, tested).
+// KVM segment state for a selector of the boot GDT, decoded from the very
+// descriptor the loaders write (vmm/boot/x86_boot_setup.h).
 kvm_segment boot_segment(uint16_t selector);
 
 }  // namespace kvmini
