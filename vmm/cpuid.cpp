@@ -20,6 +20,12 @@ CpuProfile detect_cpu_profile() { return host_has_hardware_virtualization() ? Cp
 
 std::string to_string(CpuProfile profile) { return profile == CpuProfile::kSafe ? "safe" : "host"; }
 
+std::string linux_cmdline_for_profile(const std::string& cmdline, CpuProfile profile)
+{
+    if (profile != CpuProfile::kSafe || cmdline.find(kSafeProfileLinuxParams) != std::string::npos) return cmdline;
+    return cmdline.empty() ? kSafeProfileLinuxParams : cmdline + " " + kSafeProfileLinuxParams;
+}
+
 std::vector<kvm_cpuid_entry2> build_vcpu_cpuid(const std::vector<kvm_cpuid_entry2>& supported, unsigned index,
                                                unsigned cpu_count, CpuProfile profile)
 {

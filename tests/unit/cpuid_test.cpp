@@ -84,3 +84,13 @@ TEST(Cpuid, SingleCpuHasNoHtt)
     EXPECT_EQ(find(out, 1).edx & kLeaf1EdxHtt, 0u);
     EXPECT_EQ(find(out, 0xb, 1).eax, 0u);
 }
+
+TEST(Cpuid, SafeProfileSwitchesTheFeaturesOffInLinuxToo)
+{
+    EXPECT_EQ(linux_cmdline_for_profile("console=ttyS0", CpuProfile::kSafe),
+              std::string("console=ttyS0 ") + kSafeProfileLinuxParams);
+    EXPECT_EQ(linux_cmdline_for_profile("", CpuProfile::kSafe), kSafeProfileLinuxParams);
+    EXPECT_EQ(linux_cmdline_for_profile("console=ttyS0", CpuProfile::kHost), "console=ttyS0");
+    const std::string already = std::string("a ") + kSafeProfileLinuxParams;
+    EXPECT_EQ(linux_cmdline_for_profile(already, CpuProfile::kSafe), already);
+}

@@ -1,7 +1,7 @@
 // What a loader hands to the vCPU set-up: the boot CPU's state at the entry
 // point. Loaders only write guest memory and fill this; vmm/ turns it into
 // KVM register state. Both entry modes use the boot GDT at layout::kGdtAddr
-// (see boot_gdt.h): 0x08 flat 32-bit code, 0x10 64-bit code, 0x18 flat data,
+// (see x86_boot_setup.h): 0x08 flat 32-bit code, 0x10 64-bit code, 0x18 flat data,
 // the selectors Linux's 64-bit boot protocol asks for (__BOOT_CS, __BOOT_DS).
 #pragma once
 

@@ -1,0 +1,176 @@
+#include "vmm/machine.h"
+
+#include <poll.h>
+#include <sys/signalfd.h>
+
+#include <chrono>
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include "devices/i8042.h"
+#include "devices/serial_16550a.h"
+#include "devices/test/test_devices.h"
+#include "irqchip/gsi_layout.h"
+#include "vmm/boot/linux_loader.h"
+#include "vmm/boot/mptable.h"
+#include "vmm/cpuid.h"
+#include "vmm/memory_layout.h"
+#include "vmm/terminal.h"
+#include "vmm/vcpu_loop.h"
+#include "vmm/vcpu_setup.h"
+
+namespace kvmini {
+
+namespace {
+// KVM on Intel needs three pages for the real-mode TSS and one for the EPT
+// identity map, somewhere the guest does not use: just below the BIOS ROM
+// alias at the top of the 4 GiB hole, clear of the IOAPIC and LAPIC.
+constexpr uint64_t kTssAddr = 0xfffb'd000;
+constexpr uint64_t kIdentityMapAddr = 0xfffb'c000;
+
+// The kernel, initrd and command line into guest RAM, and the MP table that
+// describes the machine's CPUs and interrupt wiring.
+CpuEntryState load_guest(GuestMemory& memory, const MachineConfig& config, CpuProfile profile)
+{
+    const KernelFormat format = detect_kernel_format(config.kernel);
+    const bool is_linux = format == KernelFormat::kBzImage || format == KernelFormat::kElfVmlinux;
+    const std::string cmdline = is_linux ? linux_cmdline_for_profile(config.cmdline, profile) : config.cmdline;
+    if (cmdline != config.cmdline) spdlog::info("CPU profile safe: kernel command line gets '{}'", kSafeProfileLinuxParams);
+    const CpuEntryState entry = load_kernel(
+        memory, config.kernel, config.initrd.empty() ? std::nullopt : std::optional<std::string>(config.initrd), cmdline);
+    MpTableConfig mp;
+    mp.cpus = config.cpus;
+    write_mptable(memory, mp);
+    return entry;
+}
+
+}  // namespace
+
+Machine::Machine(const MachineConfig& config)
+    : config_(config),
+      cpu_profile_(config.cpu_profile.value_or(detect_cpu_profile())),
+      memory_(config.mem_mib << 20),
+      entry_(load_guest(memory_, config, cpu_profile_)),
+      kvm_(config.kvm_device),
+      vm_(kvm_),
+      irqchip_(make_irqchip(config.irqchip)),
+      router_(*irqchip_)
+{
+    KVM_REQUIRE(kvm_, KVM_CAP_USER_MEMORY);
+    KVM_REQUIRE(kvm_, KVM_CAP_EXT_CPUID);
+    KVM_REQUIRE(kvm_, KVM_CAP_IMMEDIATE_EXIT);
+    KVM_REQUIRE(kvm_, KVM_CAP_SET_TSS_ADDR);
+    KVM_IOCTL(vm_.fd(), KVM_SET_TSS_ADDR, kTssAddr);
+    uint64_t identity_map = kIdentityMapAddr;
+    if (kvm_.check_extension(KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0)
+        KVM_IOCTL(vm_.fd(), KVM_SET_IDENTITY_MAP_ADDR, &identity_map);
+    for (size_t slot = 0; slot < memory_.regions().size(); ++slot) {
+        const MemoryRegion& r = memory_.regions()[slot];
+        vm_.set_memory_region(static_cast<uint32_t>(slot), r.guest_addr, r.size, r.host);
+    }
+    irqchip_->create(vm_);
+
+    create_devices();
+    irqchip_->attach_buses(pio_, mmio_);
+    create_vcpus();
+    set_entry_state(*vcpus_.front(), entry_);
+    spdlog::info("kvmini: {} MiB, {} vCPU(s), irqchip {}, CPU profile {}", config_.mem_mib, config_.cpus,
+                 irqchip_->mode_name(), to_string(cpu_profile_));
+}
+
+Machine::~Machine()
+{
+    control_.request_stop(1, "kvmini is shutting down");
+    for (auto& t : threads_)
+        if (t.joinable()) t.join();
+}
+
+void Machine::create_devices()
+{
+    terminal_ = std::make_unique<Terminal>();
+    com1_ = std::make_unique<Serial16550a>(router_.line(gsi::kCom1Irq),
+                                           [t = terminal_.get()](std::span<const uint8_t> bytes) { t->write(bytes); });
+    pio_.add(uart::kCom1Base, uart::kPortCount, *com1_, "COM1 16550A");
+    i8042_ = std::make_unique<I8042>([this] { control_.request_stop(0, "guest reset (i8042)"); });
+    i8042_->attach(pio_);
+    if (config_.test_devices) {
+        TestDeviceConfig test;
+        test.ram_bytes = memory_.size();
+        test.cpus = config_.cpus;
+        test.exit = [this](int status) {
+            control_.request_stop(status, "guest wrote to isa-debug-exit: exit status " + std::to_string(status));
+        };
+        test_devices_ = std::make_unique<TestDevices>(pio_, router_, test);
+    }
+}
+
+void Machine::create_vcpus()
+{
+    const auto supported = kvm_.supported_cpuid();
+    for (unsigned i = 0; i < config_.cpus; ++i) {
+        auto vcpu = std::make_unique<Vcpu>(vm_, i);
+        set_cpuid(*vcpu, build_vcpu_cpuid(supported, i, config_.cpus, cpu_profile_));
+        init_msrs(*vcpu);
+        init_fpu(*vcpu);
+        if (config_.irqchip != IrqChipMode::kUser) init_lapic_virtual_wire(*vcpu);
+        irqchip_->attach_vcpu(*vcpu);
+        control_.add_vcpu(vcpu.get());
+        vcpus_.push_back(std::move(vcpu));
+    }
+}
+
+int Machine::run(int signal_fd)
+{
+    Vcpu::install_kick_signal();
+    const auto start = std::chrono::steady_clock::now();
+    terminal_->start([this](std::span<const uint8_t> bytes) { com1_->receive(bytes); },
+                     [this] { control_.request_stop(0, "quit from the console (Ctrl-A x)"); });
+    for (auto& vcpu : vcpus_) {
+        threads_.emplace_back([this, v = vcpu.get()] {
+            VcpuLoop(*v, pio_, mmio_, *irqchip_, memory_, control_, stats_).run();
+        });
+    }
+
+    pollfd fds[2] = {{control_.event_fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}};
+    while (!control_.stopping()) {
+        if (::poll(fds, signal_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) throw_errno("poll");
+        if (signal_fd >= 0 && (fds[1].revents & POLLIN)) {
+            signalfd_siginfo info{};
+            if (::read(signal_fd, &info, sizeof info) == sizeof info)
+                control_.request_stop(128 + static_cast<int>(info.ssi_signo),
+                                      fmt::format("stopped by signal {}", strsignal(info.ssi_signo)));
+        }
+    }
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    terminal_->stop();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    spdlog::info("kvmini: {} after {:.2f} s", control_.reason(), seconds);
+    if (config_.stats) print_stats();
+    return control_.exit_status();
+}
+
+void Machine::print_stats() const
+{
+    std::string out = fmt::format("statistics (irqchip {}):\n  exits:", irqchip_->mode_name());
+    for (size_t r = 0; r < ExitStats::kReasons; ++r)
+        if (auto n = stats_.by_reason[r].load()) out += fmt::format(" {}={}", exit_reason_name(r), n);
+    out += fmt::format("\n  kicks={} int3_completed={} intn_completed={}", stats_.kicks.load(),
+                       stats_.int3_completions.load(), stats_.intn_completions.load());
+    // The ten busiest I/O ports.
+    std::vector<std::pair<uint32_t, uint16_t>> ports;
+    for (uint32_t p = 0; p < 0x10000; ++p)
+        if (auto n = (*stats_.by_port)[p].load()) ports.emplace_back(n, static_cast<uint16_t>(p));
+    std::sort(ports.rbegin(), ports.rend());
+    out += "\n  busiest ports:";
+    for (size_t i = 0; i < ports.size() && i < 10; ++i) out += fmt::format(" {:#x}={}", ports[i].second, ports[i].first);
+    const IrqChipStats irq = irqchip_->stats();
+    out += fmt::format("\n  interrupts: gsi_raises={} msis={} injected={} eois={}", irq.gsi_raises, irq.msis,
+                       irq.injections, irq.eois);
+    out += fmt::format("\n  unclaimed: pio reads={} writes={}, mmio reads={} writes={}", pio_.unclaimed_reads(),
+                       pio_.unclaimed_writes(), mmio_.unclaimed_reads(), mmio_.unclaimed_writes());
+    fmt::print(stderr, "{}\n", out);
+}
+
+}  // namespace kvmini

@@ -1,0 +1,64 @@
+// A machine assembled from a MachineConfig: KVM VM, guest RAM, irqchip
+// backend and routing layer, buses and devices, the loaded guest and its
+// vCPU threads. Members are declared in the order they are built, so they are
+// torn down in reverse (threads first, /dev/kvm last).
+#pragma once
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "devices/bus.h"
+#include "irqchip/irq_router.h"
+#include "irqchip/irqchip.h"
+#include "vmm/boot/entry_state.h"
+#include "vmm/exit_stats.h"
+#include "vmm/guest_memory.h"
+#include "vmm/kvm.h"
+#include "vmm/machine_config.h"
+#include "vmm/vm_control.h"
+
+namespace kvmini {
+
+class Serial16550a;
+class I8042;
+class Terminal;
+class TestDevices;
+
+class Machine {
+public:
+    // Builds everything and loads the guest; throws Error with the reason.
+    explicit Machine(const MachineConfig& config);
+    ~Machine();
+
+    // Runs the guest until it stops (power-off, reset, failure, Ctrl-A x, a
+    // signal in `stop_signals`). Returns kvmini's exit status.
+    int run(int signal_fd);
+    std::string stop_reason() const { return control_.reason(); }
+
+private:
+    void create_devices();
+    void create_vcpus();
+    void print_stats() const;
+
+    MachineConfig config_;
+    CpuProfile cpu_profile_;
+    GuestMemory memory_;
+    CpuEntryState entry_;  // the guest is loaded (and its files checked) before KVM is touched
+    Kvm kvm_;
+    Vm vm_;
+    std::unique_ptr<IrqChip> irqchip_;
+    IrqRouter router_;
+    Bus pio_{"port I/O"};
+    Bus mmio_{"MMIO"};
+    VmControl control_;
+    ExitStats stats_;
+    std::unique_ptr<Terminal> terminal_;
+    std::unique_ptr<Serial16550a> com1_;
+    std::unique_ptr<I8042> i8042_;
+    std::unique_ptr<TestDevices> test_devices_;
+    std::vector<std::unique_ptr<Vcpu>> vcpus_;
+    std::vector<std::thread> threads_;
+};
+
+}  // namespace kvmini
