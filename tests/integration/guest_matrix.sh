@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# The interrupt conformance matrix: runs each test guest (guests/tests/, built
+# to build/guests/NAME.elf) in each irqchip mode it applies to and prints one
+# table, guest x mode -> pass, FAIL or n/a (with the reason).
+#
+#   guest_matrix.sh [--no-build] [--modes "kernel split user"] [--guests "pic lapic ..."]
+#
+# Each run:  build/kvmini run --test-devices --stats -k GUEST.elf -c N
+#            --irqchip MODE -m 32 -p "mode=MODE mem=32 cpus=N ..."
+# under a timeout, console and kvmini's own output captured in
+# build/guest-matrix/GUEST.MODE.{console,kvmini}.log. A guest passes when it
+# ends through isa-debug-exit with 0 (kvmini status 1) AND printed
+# "RESULT: PASS" (a triple fault also ends kvmini with status 1). A mode that
+# kvmini rejects with "not implemented yet" is n/a, never pass.
+#
+# Also the harness's own tests (kernel mode): a guest that fails on purpose
+# must come out FAIL, one that hangs must be stopped by the timeout, one that
+# triple-faults must be reported with kvmini's register dump.
+#
+# For each pass/fail cell a line "PASS: guest NAME mode MODE" or
+# "FAIL: guest NAME mode MODE (why)" is appended to $KVMINI_TEST_RESULTS if
+# set (n/a cells are not counted). Exit status 1 if any cell failed.
+#
+# Environment: KVMINI (default build/kvmini), KVMINI_GUEST_TIMEOUT (60 s per
+# run), KVMINI_HANG_TIMEOUT (5 s, the hang self-test), KVMINI_PIT_POLICY
+# (reinject|discard: what kvmini's own PIT does with lost ticks, checked by
+# pit_policy in split and user modes; default reinject).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+kvmini=${KVMINI:-build/kvmini}
+guest_dir=build/guests
+out=build/guest-matrix
+timeout_s=${KVMINI_GUEST_TIMEOUT:-60}
+hang_timeout_s=${KVMINI_HANG_TIMEOUT:-5}
+pit_policy=${KVMINI_PIT_POLICY:-reinject}
+mem_mib=32
+modes=(kernel split user)
+only_guests=
+build=1
+
+while (($#)); do
+  case $1 in
+    --no-build) build=0 ;;
+    --modes) read -r -a modes <<< "$2"; shift ;;
+    --guests) only_guests=" $2 "; shift ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "guest_matrix.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+# The guests: name, vCPUs, extra command-line words, and per mode "run" or
+# "n/a:reason". A guest the runner cannot run anywhere has cpus "-".
+guests=(
+  "testdev|2||run|run|run"
+  "pic|1||run|run|run"
+  "ioapic|1||run|run|run"
+  "ioapic_smp|2||run|run|run"
+  "lapic|1||run|run|run"
+  "lapic_smp|2||run|run|run"
+  "lapic_timer|1||run|run|run"
+  "pit|1||run|run|run"
+  "pit_policy|1|pit_policy=$pit_policy|n/a:KVM's PIT, not kvmini's policy|run|run"
+  "serial|1||run|run|run"
+  "softint|1||run|run|run"
+  "msi|-||n/a:no PCI device with MSI yet|n/a:no PCI device with MSI yet|n/a:no PCI device with MSI yet"
+)
+
+mkdir -p "$out"
+if ((build)); then
+  targets=(guests)
+  [ "$kvmini" = build/kvmini ] && targets+=(build/kvmini)
+  make --no-print-directory -j2 "${targets[@]}" >"$out/build.log" 2>&1 || {
+    echo "guest matrix: build failed (see $out/build.log):"; tail -n 20 "$out/build.log"
+    [ -n "${KVMINI_TEST_RESULTS:-}" ] && echo "FAIL: guest matrix build" >> "$KVMINI_TEST_RESULTS"
+    exit 1
+  }
+fi
+if [ ! -x "$kvmini" ]; then
+  echo "guest matrix: no $kvmini"
+  [ -n "${KVMINI_TEST_RESULTS:-}" ] && echo "FAIL: guest matrix ($kvmini missing)" >> "$KVMINI_TEST_RESULTS"
+  exit 1
+fi
+
+record() {  # PASS|FAIL name mode [why]
+  [ -n "${KVMINI_TEST_RESULTS:-}" ] || return 0
+  echo "$1: guest $2 mode $3${4:+ ($4)}" >> "$KVMINI_TEST_RESULTS"
+}
+
+# Runs one guest; sets verdict (pass|fail|na), why, elapsed, console, err.
+run_guest() {  # name mode cpus extra timeout
+  local name=$1 mode=$2 cpus=$3 extra=$4 limit=$5
+  local elf=$guest_dir/$name.elf
+  console=$out/$name.$mode.console.log
+  err=$out/$name.$mode.kvmini.log
+  verdict=fail why= status=
+  if [ ! -f "$elf" ]; then why="$elf not built"; elapsed=0; return; fi
+  local start=$(date +%s%N)
+  timeout --kill-after=5 "$limit" "$kvmini" run --test-devices --stats -k "$elf" -c "$cpus" --irqchip "$mode" \
+    -m "$mem_mib" -p "mode=$mode mem=$mem_mib cpus=$cpus${extra:+ $extra}" </dev/null >"$console" 2>"$err"
+  status=$?
+  elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+  elapsed=$(printf '%d.%02d' $((elapsed / 1000)) $((elapsed % 1000 / 10)))
+  local result
+  result=$(grep -a -m1 '^RESULT: ' "$console" | tr -d '\r')
+  if grep -aq 'not implemented yet' "$err"; then
+    verdict=na why="not implemented yet"
+  elif [ "$status" = 124 ] || [ "$status" = 137 ]; then
+    why="timed out after ${limit} s; last console line: $(grep -av '^\s*$' "$console" | tail -n 1 | cut -c1-100)"
+  elif grep -aq 'triple fault' "$err"; then
+    why="triple fault: $(grep -a -m1 'guest triple fault' "$err" | sed 's/.*kvmini: //' | cut -c1-100)"
+  elif [ "$status" = 1 ] && [[ $result == "RESULT: PASS"* ]]; then
+    verdict=pass why=$(sed -n 's/^RESULT: PASS (\(.*skipped\))$/\1/p' <<< "$result")
+  elif [ "$status" = 5 ] && [[ $result == "RESULT: SKIP"* ]]; then
+    verdict=na why="guest: ${result#RESULT: SKIP: }"
+  elif [ "$status" = 3 ] && [[ $result == "RESULT: FAIL"* ]]; then
+    why="${result#RESULT: }; first: $(grep -a -m1 -E '^  FAIL: |^EXCEPTION' "$console" | sed 's/^ *//' | cut -c1-120)"
+  else
+    why="kvmini exit status $status, ${result:-no RESULT line}; kvmini: $(grep -a 'kvmini: ' "$err" | tail -n 1 | sed 's/.*kvmini: //' | cut -c1-100)"
+  fi
+}
+
+declare -A cell
+details=()
+failed=0
+names=()
+
+for entry in "${guests[@]}"; do
+  IFS='|' read -r name cpus extra m_kernel m_split m_user <<< "$entry"
+  [ -n "$only_guests" ] && [[ $only_guests != *" $name "* ]] && continue
+  names+=("$name")
+  for mode in "${modes[@]}"; do
+    case $mode in kernel) how=$m_kernel ;; split) how=$m_split ;; user) how=$m_user ;; *) how="n/a:unknown mode" ;; esac
+    if [[ $how == n/a:* ]]; then
+      cell[$name,$mode]="n/a (${how#n/a:})"
+      continue
+    fi
+    run_guest "$name" "$mode" "$cpus" "$extra" "$timeout_s"
+    case $verdict in
+      pass)
+        cell[$name,$mode]="pass${why:+ ($why)}"
+        record PASS "$name" "$mode"
+        details+=("$name/$mode: pass in $elapsed s${why:+, $why:}")
+        while IFS= read -r line; do details+=("    $line"); done < <(grep -a '^  skip: ' "$console" | sed 's/^  //')
+        ;;
+      na)
+        cell[$name,$mode]="n/a ($why)"
+        ;;
+      fail)
+        cell[$name,$mode]="FAIL"
+        failed=1
+        record FAIL "$name" "$mode" "$why"
+        details+=("$name/$mode: FAIL after $elapsed s: $why")
+        while IFS= read -r line; do details+=("    $line"); done < <(grep -a -E '^  FAIL: |^EXCEPTION|^  [RC][A-Z0-9]+=' "$console" | head -n 12 | sed 's/^  //')
+        details+=("    logs: $console, $err")
+        ;;
+    esac
+  done
+done
+
+# ---- the harness's own tests (kernel mode) ----
+harness_names=()
+self_test() {  # name ok(0/1) short long
+  local name=$1 ok=$2 short=$3 long=$4
+  harness_names+=("$name")
+  if [ "$ok" = 1 ]; then
+    cell[$name,kernel]="pass ($short)"
+    record PASS "$name" kernel
+  else
+    cell[$name,kernel]="FAIL"
+    failed=1
+    record FAIL "$name" kernel "harness self-test: $long"
+  fi
+  for mode in "${modes[@]}"; do
+    [ "$mode" = kernel ] || cell[$name,$mode]="n/a (harness self-test)"
+  done
+  details+=("$name/kernel, harness self-test: $([ "$ok" = 1 ] && echo pass || echo FAIL): $long")
+}
+
+if [ -z "$only_guests" ] || [[ $only_guests == *" harness"* ]]; then
+  run_guest harness_fail kernel 1 "" "$timeout_s"
+  ok=0; [ "$verdict" = fail ] && [[ $why == *"deliberate failure"* ]] && ok=1
+  self_test harness_fail $ok "reported as FAIL" "a guest that fails on purpose must come out FAIL; it came out $verdict: ${why:-no reason}"
+
+  run_guest harness_hang kernel 1 "" "$hang_timeout_s"
+  ok=0; [ "$verdict" = fail ] && [[ $why == "timed out"* ]] && ok=1
+  self_test harness_hang $ok "stopped by the ${hang_timeout_s} s timeout" "a guest that hangs must be stopped by the timeout and fail; it came out $verdict after $elapsed s: ${why:-no reason}"
+
+  run_guest harness_triple kernel 1 "" "$timeout_s"
+  ok=0
+  if [ "$verdict" = fail ] && [[ $why == "triple fault"* ]] && grep -aq '^RIP=' "$err" &&
+     grep -aq 'RAX=00000000007e1f1e' "$err"; then ok=1; fi
+  self_test harness_triple $ok "triple fault, registers shown" "a guest that triple-faults must fail with kvmini's register dump; it came out $verdict: ${why:-no reason}"
+  details+=("    kvmini's register dump, from $err:")
+  while IFS= read -r line; do details+=("      $line"); done < <(grep -a -A8 'triple fault (shutdown)' "$err" | tail -n +2)
+fi
+
+# ---- the table ----
+all_rows=("${names[@]}" "${harness_names[@]}")
+w0=5
+for n in "${all_rows[@]}"; do ((${#n} > w0)) && w0=${#n}; done
+declare -A width
+for mode in "${modes[@]}"; do
+  width[$mode]=${#mode}
+  for n in "${all_rows[@]}"; do
+    c=${cell[$n,$mode]:-}
+    ((${#c} > width[$mode])) && width[$mode]=${#c}
+  done
+done
+echo
+echo "interrupt conformance matrix (guests/tests, kvmini $kvmini, $mem_mib MiB; logs in $out/)"
+header=$(printf '%-*s' "$w0" guest); sep=$(printf '%*s' "$w0" '' | tr ' ' '-')
+for mode in "${modes[@]}"; do
+  header+=$(printf ' | %-*s' "${width[$mode]}" "$mode")
+  sep+="-+-"$(printf '%*s' "${width[$mode]}" '' | tr ' ' '-')
+done
+echo "${header%"${header##*[! ]}"}"
+echo "$sep"
+for n in "${all_rows[@]}"; do
+  [ "$n" = "${harness_names[0]:-}" ] && echo "$sep"
+  row=$(printf '%-*s' "$w0" "$n")
+  for mode in "${modes[@]}"; do row+=$(printf ' | %-*s' "${width[$mode]}" "${cell[$n,$mode]:-}"); done
+  echo "${row%"${row##*[! ]}"}"
+done
+echo
+echo "details:"
+for d in "${details[@]}"; do echo "  $d"; done
+echo
+if ((failed)); then
+  echo "guest matrix: FAILED"
+  exit 1
+fi
+echo "guest matrix: passed"
+exit 0
