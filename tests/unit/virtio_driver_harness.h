@@ -472,25 +472,35 @@ public:
             head = ids[0];
             chains_[head] = ids;
         }
+        const uint16_t old_idx = Q.avail_idx;
         publish(q, head);
-        notify(q);
+        // With EVENT_IDX, kick only if the device asked for it (2.7.10),
+        // as Linux's virtqueue_kick_prepare does.
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (!(features_ & virtio::feature(virtio::kFRingEventIdx)) ||
+            virtio::need_event(avail_event(q), Q.avail_idx, old_idx))
+            notify(q);
         return head;
+    }
+    // The next used element, if the device has returned one (no waiting).
+    std::optional<UsedElem> poll_used(unsigned q)
+    {
+        Queue& Q = queues_.at(q);
+        const uint16_t idx = m_.mem.read_obj<uint16_t>(Q.used + virtio::kUsedIdx).value();
+        if (idx == Q.last_used) return std::nullopt;
+        std::atomic_thread_fence(std::memory_order_acquire);
+        const uint64_t e = Q.used + virtio::kUsedRing + 8ull * (Q.last_used % Q.size);
+        UsedElem u{m_.mem.read_obj<uint32_t>(e).value(), m_.mem.read_obj<uint32_t>(e + 4).value()};
+        ++Q.last_used;
+        release(Q, static_cast<uint16_t>(u.id));
+        return u;
     }
     // Polls the used ring for the next element.
     std::optional<UsedElem> wait_used(unsigned q, std::chrono::milliseconds timeout = 5s)
     {
-        Queue& Q = queues_.at(q);
         const auto deadline = std::chrono::steady_clock::now() + timeout;
         for (;;) {
-            const uint16_t idx = m_.mem.read_obj<uint16_t>(Q.used + virtio::kUsedIdx).value();
-            if (idx != Q.last_used) {
-                std::atomic_thread_fence(std::memory_order_acquire);
-                const uint64_t e = Q.used + virtio::kUsedRing + 8ull * (Q.last_used % Q.size);
-                UsedElem u{m_.mem.read_obj<uint32_t>(e).value(), m_.mem.read_obj<uint32_t>(e + 4).value()};
-                ++Q.last_used;
-                release(Q, static_cast<uint16_t>(u.id));
-                return u;
-            }
+            if (auto u = poll_used(q)) return u;
             if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
             std::this_thread::sleep_for(200us);
         }
