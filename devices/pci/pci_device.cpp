@@ -345,10 +345,22 @@ void PciDevice::bar_access_write(unsigned bar, uint64_t offset, std::span<const 
 
 // --- Configuration space ---------------------------------------------------------
 
+void PciDevice::set_config_window(uint8_t offset, uint8_t len)
+{
+    window_offset_ = offset;
+    window_len_ = len;
+}
+
+bool PciDevice::in_window(uint32_t offset, unsigned size) const
+{
+    return window_len_ && offset >= window_offset_ && offset + size <= uint32_t{window_offset_} + window_len_;
+}
+
 uint32_t PciDevice::config_read(uint32_t offset, unsigned size)
 {
     if ((size != 1 && size != 2 && size != 4) || offset + size > kConfigSpaceSize)
         return size >= 4 ? 0xffff'ffff : (1u << (8 * size)) - 1;
+    if (in_window(offset, size)) return config_window_read(offset, size);
     std::lock_guard lock(mutex_);
     uint32_t v = 0;
     for (unsigned i = 0; i < size; ++i) v |= uint32_t{cfg_[offset + i]} << (8 * i);
@@ -358,6 +370,7 @@ uint32_t PciDevice::config_read(uint32_t offset, unsigned size)
 void PciDevice::config_write(uint32_t offset, unsigned size, uint32_t value)
 {
     if ((size != 1 && size != 2 && size != 4) || offset + size > kConfigSpaceSize) return;
+    if (in_window(offset, size)) return config_window_write(offset, size, value);
     std::lock_guard lock(mutex_);
     const uint16_t old_msix_control = msix_control_locked();
     for (unsigned i = 0; i < size; ++i) {

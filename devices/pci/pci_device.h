@@ -99,6 +99,12 @@ protected:
     // of BAR `bar` and the PBA after it; declares that BAR (32-bit memory).
     void add_msix(unsigned vectors, unsigned bar);
     void set_interrupt_pin(uint8_t pin);   // 1 = INTA#
+    // A range of config space the device serves itself (such as virtio's
+    // PCI_CFG data window): accesses wholly inside it go to
+    // config_window_read/write, called without this class's lock held.
+    void set_config_window(uint8_t offset, uint8_t len);
+    virtual uint32_t config_window_read(uint32_t /*offset*/, unsigned /*size*/) { return 0; }
+    virtual void config_window_write(uint32_t /*offset*/, unsigned /*size*/, uint32_t /*value*/) {}
 
     // Accesses to the device's own BARs (all but the MSI-X one). `offset` is
     // within the BAR; `data` 1..8 bytes.
@@ -119,6 +125,10 @@ protected:
     // the function is masked (sent on unmask). False if MSI-X is disabled or
     // the vector does not exist (nothing is sent).
     bool msix_notify(uint16_t vector);
+
+    // A BAR access as if it came from the bus (MSI-X BAR included).
+    void bar_access_read(unsigned bar, uint64_t offset, std::span<uint8_t> data);
+    void bar_access_write(unsigned bar, uint64_t offset, std::span<const uint8_t> data);
 
 private:
     friend class PciHostBridge;
@@ -149,9 +159,7 @@ private:
         std::vector<uint64_t> pending;            // PBA bits
     };
 
-    void bar_access_read(unsigned bar, uint64_t offset, std::span<uint8_t> data);
-    void bar_access_write(unsigned bar, uint64_t offset, std::span<const uint8_t> data);
-
+    bool in_window(uint32_t offset, unsigned size) const;
     uint16_t cfg16(unsigned off) const { return static_cast<uint16_t>(cfg_[off] | cfg_[off + 1] << 8); }
     uint32_t cfg32(unsigned off) const;
     void set_cfg16(unsigned off, uint16_t v);
@@ -171,6 +179,7 @@ private:
     std::array<uint8_t, pci::kConfigSpaceSize> cfg_{};
     std::array<uint8_t, pci::kConfigSpaceSize> wmask_{};
     std::array<Bar, pci::kNumBars> bars_{};
+    uint8_t window_offset_ = 0, window_len_ = 0;   // config window (len 0: none)
     uint8_t last_cap_ = 0;          // offset of the last capability (0: none yet)
     uint8_t next_cap_ = pci::kFirstCapability;
     Msix msix_;

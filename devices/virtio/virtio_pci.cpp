@@ -110,6 +110,16 @@ VirtioPciTransport::VirtioPciTransport(GuestMemory& mem, std::unique_ptr<VirtioD
     add_cap(kPciCapNotifyCfg, kNotifyOffset, nq * kNotifyOffMultiplier, true);
     add_cap(kPciCapIsrCfg, kIsrOffset, 1, false);
     add_cap(kPciCapDeviceCfg, kDeviceCfgOffset, device_->config_size(), false);
+    {
+        // 4.1.4.7: bar, offset and length are the driver's to set.
+        std::vector<uint8_t> body(kPciCfgCapLen - 2, 0), writable(kPciCfgCapLen - 2, 0);
+        body[0] = kPciCfgCapLen;
+        body[kPciCapCfgType - 2] = kPciCapPciCfg;
+        writable[kPciCapBar - 2] = 0x07;
+        for (unsigned i = 0; i < 8; ++i) writable[kPciCapOffset - 2 + i] = 0xff;   // offset, length
+        pci_cfg_cap_ = add_capability(pci::kCapIdVendor, body, writable);
+        set_config_window(static_cast<uint8_t>(pci_cfg_cap_ + kPciCfgCapData), 4);
+    }
     set_interrupt_pin(1);   // INTA#
 
     for (unsigned q = 0; q < nq; ++q) {
@@ -536,6 +546,44 @@ void VirtioPciTransport::process_queue(unsigned qi)
         if (!vq.prepare_wait()) break;
     }
     if (vq.needs_interrupt()) signal_queue_locked(qi);
+}
+
+// --- PCI configuration access capability (4.1.4.7) --------------------------------------
+
+uint32_t VirtioPciTransport::config_window_read(uint32_t offset, unsigned size)
+{
+    const unsigned bar = config_read(pci_cfg_cap_ + kPciCapBar, 1);
+    const uint32_t off = config_read(pci_cfg_cap_ + kPciCapOffset, 4);
+    const uint32_t len = config_read(pci_cfg_cap_ + kPciCapLength, 4);
+    std::lock_guard lock(pci_cfg_mutex_);
+    // 4.1.4.7.1: a read of pci_cfg_data reads cap.length bytes at cap.offset
+    // of cap.bar into it. Lengths other than 1, 2, 4 or outside the BAR: nothing.
+    if ((len == 1 || len == 2 || len == 4) && bar < pci::kNumBars && off % len == 0 &&
+        uint64_t{off} + len <= bar_size(bar)) {
+        pci_cfg_data_.fill(0);
+        bar_access_read(bar, off, std::span<uint8_t>(pci_cfg_data_.data(), len));
+    }
+    const uint32_t at = offset - (pci_cfg_cap_ + kPciCfgCapData);
+    uint32_t v = 0;
+    for (unsigned i = 0; i < size; ++i) v |= uint32_t{pci_cfg_data_[at + i]} << (8 * i);
+    return v;
+}
+
+void VirtioPciTransport::config_window_write(uint32_t offset, unsigned size, uint32_t value)
+{
+    const unsigned bar = config_read(pci_cfg_cap_ + kPciCapBar, 1);
+    const uint32_t off = config_read(pci_cfg_cap_ + kPciCapOffset, 4);
+    const uint32_t len = config_read(pci_cfg_cap_ + kPciCapLength, 4);
+    std::array<uint8_t, 4> data;
+    {
+        std::lock_guard lock(pci_cfg_mutex_);
+        const uint32_t at = offset - (pci_cfg_cap_ + kPciCfgCapData);
+        for (unsigned i = 0; i < size; ++i) pci_cfg_data_[at + i] = static_cast<uint8_t>(value >> (8 * i));
+        data = pci_cfg_data_;
+    }
+    if ((len == 1 || len == 2 || len == 4) && bar < pci::kNumBars && off % len == 0 &&
+        uint64_t{off} + len <= bar_size(bar))
+        bar_access_write(bar, off, std::span<const uint8_t>(data.data(), len));
 }
 
 // --- Notify addresses for ioeventfds ----------------------------------------------------

@@ -6,6 +6,8 @@
 //   BAR4  64-bit memory, the modern structures:
 //           0x0000 common cfg, 0x1000 ISR, 0x2000 device cfg, 0x3000 notify
 //           (queue q notifies at 0x3000 + q * kNotifyOffMultiplier)
+// plus the PCI configuration access capability (a window onto the BARs
+// through config space, for firmware).
 // A transitional device (the default) has PCI device ID 0x1000 + n (0x1001 for
 // block), revision 0, and both interfaces; a modern-only one 0x1040 + type,
 // revision 1.
@@ -99,6 +101,8 @@ protected:
     void bar_read(unsigned bar, uint64_t offset, std::span<uint8_t> data) override;
     void bar_write(unsigned bar, uint64_t offset, std::span<const uint8_t> data) override;
     void bar_remapped(unsigned bar, std::optional<uint64_t> address) override;
+    uint32_t config_window_read(uint32_t offset, unsigned size) override;
+    void config_window_write(uint32_t offset, unsigned size, uint32_t value) override;
 
 private:
     struct QueueState {
@@ -146,6 +150,12 @@ private:
     uint16_t queue_select_ = 0;
     uint16_t config_vector_ = virtio::kNoVector;
     VirtqChain chain_;   // scratch, reused by the I/O thread
+
+    // 4.1.4.7 PCI configuration access capability: where it is, and its
+    // pci_cfg_data bytes.
+    uint8_t pci_cfg_cap_ = 0;
+    std::mutex pci_cfg_mutex_;
+    std::array<uint8_t, 4> pci_cfg_data_{};
 
     std::mutex isr_mutex_;
     uint8_t isr_ = 0;

@@ -235,6 +235,24 @@ TEST(VirtioBlkPci, TransitionalIdentityAndCapabilities)
     EXPECT_EQ(r.drv->common_read(common::kQueueSize, 2), 0u);   // no queue 1
 }
 
+TEST(VirtioBlkPci, PciConfigAccessCapabilityReachesTheBars)
+{
+    TempImage img(kImageBytes);
+    BlkRig r(DiskOptions{img.path(), false, ""});
+    auto& d = *r.drv;
+    ASSERT_TRUE(d.has_pci_cfg_cap());
+    const uint8_t bar = VirtioPciTransport::kModernBar;
+    EXPECT_EQ(d.pci_cfg_read(bar, VirtioPciTransport::kCommonOffset + common::kNumQueues, 2), 1u);
+    EXPECT_EQ(d.pci_cfg_read(bar, VirtioPciTransport::kDeviceCfgOffset + kCfgCapacity, 4), kImageBytes / 512);
+    d.pci_cfg_write(bar, VirtioPciTransport::kCommonOffset + common::kDeviceStatus, 1, kStatusAcknowledge);
+    EXPECT_EQ(d.status(), kStatusAcknowledge);
+    // The legacy BAR through the window too; a bad length does nothing.
+    EXPECT_EQ(d.pci_cfg_read(VirtioPciTransport::kLegacyBar, legacy::kDeviceStatus, 1), kStatusAcknowledge);
+    d.pci_cfg_write(bar, VirtioPciTransport::kCommonOffset + common::kDeviceStatus, 3, 0);
+    EXPECT_EQ(d.status(), kStatusAcknowledge);
+    EXPECT_EQ(d.pci_cfg_read(7, 0, 4), d.pci_cfg_read(7, 0, 4));   // no such BAR: harmless
+}
+
 TEST(VirtioBlkPci, ModernOnlyIdentity)
 {
     TempImage img(kImageBytes);

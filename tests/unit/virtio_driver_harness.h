@@ -253,6 +253,7 @@ public:
                     break;
                 case virtio::kPciCapIsrCfg: isr_ = addr; break;
                 case virtio::kPciCapDeviceCfg: device_cfg_ = addr; break;
+                case virtio::kPciCapPciCfg: pci_cfg_cap_ = at; break;
                 default: break;
                 }
             }
@@ -270,6 +271,23 @@ public:
     void legacy_write(uint32_t off, unsigned size, uint32_t v)
     {
         m_.out(static_cast<uint16_t>(legacy_port_ + off), size, v);
+    }
+
+    // BAR access through the PCI configuration access capability (4.1.4.7).
+    bool has_pci_cfg_cap() const { return pci_cfg_cap_ != 0; }
+    uint32_t pci_cfg_read(uint8_t bar, uint32_t offset, uint32_t len)
+    {
+        m_.cfg_write(slot_, pci_cfg_cap_ + virtio::kPciCapBar, 1, bar);
+        m_.cfg_write(slot_, pci_cfg_cap_ + virtio::kPciCapOffset, 4, offset);
+        m_.cfg_write(slot_, pci_cfg_cap_ + virtio::kPciCapLength, 4, len);
+        return m_.cfg_read(slot_, pci_cfg_cap_ + virtio::kPciCfgCapData, 4);
+    }
+    void pci_cfg_write(uint8_t bar, uint32_t offset, uint32_t len, uint32_t value)
+    {
+        m_.cfg_write(slot_, pci_cfg_cap_ + virtio::kPciCapBar, 1, bar);
+        m_.cfg_write(slot_, pci_cfg_cap_ + virtio::kPciCapOffset, 4, offset);
+        m_.cfg_write(slot_, pci_cfg_cap_ + virtio::kPciCapLength, 4, len);
+        m_.cfg_write(slot_, pci_cfg_cap_ + virtio::kPciCfgCapData, 4, value);
     }
 
     uint8_t status()
@@ -589,6 +607,7 @@ private:
     uint32_t notify_mult_ = 0;
     uint16_t legacy_port_ = 0;
     uint8_t msix_cap_ = 0;
+    uint8_t pci_cfg_cap_ = 0;
     uint64_t msix_table_ = 0, msix_pba_ = 0;
     unsigned msix_vectors_ = 0;
     bool msix_enabled_ = false;
