@@ -72,6 +72,9 @@ std::vector<kvm_cpuid_entry2> build_vcpu_cpuid(const std::vector<kvm_cpuid_entry
             // AMD: number of cores - 1 in ECX[7:0], APIC ID core bits in ECX[15:12].
             e.ecx = (e.ecx & ~0xf0ffu) | (core_bits << 12) | ((cpu_count - 1) & 0xff);
             break;
+        case kKvmLeafFeatures:
+            if (safe) e.eax &= ~kKvmHypercallFeatures;
+            break;
         case 0x8000001e:  // AMD extended APIC ID / compute unit / node
             e.eax = index;
             e.ebx = index & 0xff;

@@ -3,8 +3,8 @@
 //
 // Profile "safe" hides what this project's software-KVM hosts cannot execute
 // (../shared/HOST-KVM.md): XSAVE (XRSTOR fails to emulate), POPCNT, SMAP/SMEP
-// (CLAC/STAC), and shows XSAVEERPTR so Linux skips the FNCLEX/EMMS/FILD
-// sequence before FXRSTOR. "host" passes KVM's supported CPUID through.
+// (CLAC/STAC), the KVM paravirt features that work by hypercall, and shows
+// XSAVEERPTR so Linux skips the FNCLEX/EMMS/FILD sequence before FXRSTOR. "host" passes KVM's supported CPUID through.
 #pragma once
 
 #include <linux/kvm.h>
@@ -30,6 +30,15 @@ inline constexpr uint32_t kLeaf7EbxSmep = 1u << 7;
 inline constexpr uint32_t kLeaf7EbxSmap = 1u << 20;
 inline constexpr uint32_t kExt1EcxSvm = 1u << 2;            // 0x80000001
 inline constexpr uint32_t kExt8EbxXsaveErPtr = 1u << 2;     // 0x80000008
+// KVM paravirt features, leaf 0x40000001 EAX (Linux Documentation/virt/kvm/x86/cpuid.rst).
+// These three make the guest kernel issue hypercalls (VMCALL/VMMCALL), which
+// the software KVM here cannot complete from guest kernel mode: an AP stuck
+// on the PV send-IPI hypercall hung every 2-vCPU boot.
+inline constexpr uint32_t kKvmLeafFeatures = 0x40000001;
+inline constexpr uint32_t kKvmFeaturePvUnhalt = 1u << 7;
+inline constexpr uint32_t kKvmFeaturePvSendIpi = 1u << 11;
+inline constexpr uint32_t kKvmFeaturePvSchedYield = 1u << 13;
+inline constexpr uint32_t kKvmHypercallFeatures = kKvmFeaturePvUnhalt | kKvmFeaturePvSendIpi | kKvmFeaturePvSchedYield;
 }  // namespace cpuid_bits
 
 // The profile that fits this host: kSafe where the host CPU shows neither VMX

@@ -69,6 +69,12 @@ void VcpuLoop::run()
     } catch (const std::exception& e) {
         control_.request_stop(1, fmt::format("vCPU {}: {}", vcpu_.index(), e.what()));
     }
+    if (spdlog::should_log(spdlog::level::debug)) {
+        try {
+            spdlog::debug("vCPU {} stopped at RIP {:#x}", vcpu_.index(), vcpu_.regs().rip);
+        } catch (const std::exception&) {
+        }
+    }
     irqchip_.shutdown();
 }
 

@@ -27,6 +27,7 @@ std::vector<kvm_cpuid_entry2> sample()
         leaf(0xb, 1, 4, 16, 0x201, 9),
         leaf(0xd, 0, 7, 0x340, 0x340, 0),
         leaf(0x80000008, 0, 0x3030, 0, 0x0000700f, 0),
+        leaf(kKvmLeafFeatures, 0, 0x01007efb, 0, 0, 0),
     };
 }
 
@@ -52,6 +53,8 @@ TEST(Cpuid, SafeProfileHidesWhatSoftwareKvmCannotRun)
     EXPECT_EQ(l7.ebx & 1u, 1u);
     EXPECT_NE(find(out, 0x80000008).ebx & kExt8EbxXsaveErPtr, 0u);
     EXPECT_EQ(find(out, 0xd).eax, 0u);
+    EXPECT_EQ(find(out, kKvmLeafFeatures).eax, 0x01007efbu & ~(kKvmFeaturePvSendIpi | kKvmFeaturePvSchedYield |
+                                                               kKvmFeaturePvUnhalt));
 }
 
 TEST(Cpuid, HostProfileKeepsKvmsFeatures)
@@ -60,6 +63,7 @@ TEST(Cpuid, HostProfileKeepsKvmsFeatures)
     EXPECT_NE(find(out, 1).ecx & kLeaf1EcxXsave, 0u);
     EXPECT_NE(find(out, 7).ebx & kLeaf7EbxSmap, 0u);
     EXPECT_EQ(find(out, 0xd).eax, 7u);
+    EXPECT_EQ(find(out, kKvmLeafFeatures).eax, 0x01007efbu);
 }
 
 TEST(Cpuid, EachVcpuGetsItsApicIdAndTheTopology)
