@@ -78,19 +78,26 @@ bool slice(const std::vector<VirtqBuffer>& bufs, uint64_t offset, uint64_t len, 
 
 bool gather(const std::vector<VirtqBuffer>& bufs, uint64_t offset, void* dst, uint64_t len)
 {
-    std::vector<iovec> iov;
-    if (!slice(bufs, offset, len, iov)) return false;
     auto* p = static_cast<uint8_t*>(dst);
-    for (const iovec& v : iov) {
-        std::memcpy(p, v.iov_base, v.iov_len);
-        p += v.iov_len;
+    for (const VirtqBuffer& b : bufs) {
+        if (len == 0) break;
+        if (offset >= b.len) {
+            offset -= b.len;
+            continue;
+        }
+        const uint64_t take = std::min<uint64_t>(b.len - offset, len);
+        if (!b.host) return false;
+        std::memcpy(p, b.host + offset, take);
+        p += take;
+        len -= take;
+        offset = 0;
     }
-    return true;
+    return len == 0;
 }
 
 // preadv / pwritev of all of `iov` at `offset`, resuming after short
-// transfers and EINTR. False on error or end of file.
-bool transfer_all(int fd, std::vector<iovec> iov, uint64_t offset, bool write)
+// transfers and EINTR (consuming `iov`). False on error or end of file.
+bool transfer_all(int fd, std::vector<iovec>& iov, uint64_t offset, bool write)
 {
     size_t first = 0;
     while (first < iov.size()) {
@@ -257,9 +264,8 @@ uint8_t VirtioBlk::do_read(const VirtqChain& chain, uint64_t sector, uint32_t& d
 {
     const uint64_t len = chain.writable_bytes - 1;   // all but the status byte
     if (len % kSectorSize || sector > capacity_ || len / kSectorSize > capacity_ - sector) return kSIoErr;
-    std::vector<iovec> iov;
-    if (!slice(chain.writable, 0, len, iov)) return kSIoErr;
-    if (!transfer_all(fd_.get(), std::move(iov), sector * kSectorSize, false)) return kSIoErr;
+    if (!slice(chain.writable, 0, len, iov_)) return kSIoErr;
+    if (!transfer_all(fd_.get(), iov_, sector * kSectorSize, false)) return kSIoErr;
     data_written = static_cast<uint32_t>(len);
     return kSOk;
 }
@@ -269,9 +275,8 @@ uint8_t VirtioBlk::do_write(const VirtqChain& chain, uint64_t sector)
     if (options_.read_only) return kSIoErr;   // 5.2.6.2: IOERR, and no data written
     const uint64_t len = chain.readable_bytes - kReqHeaderSize;
     if (len % kSectorSize || sector > capacity_ || len / kSectorSize > capacity_ - sector) return kSIoErr;
-    std::vector<iovec> iov;
-    if (!slice(chain.readable, kReqHeaderSize, len, iov)) return kSIoErr;
-    return transfer_all(fd_.get(), std::move(iov), sector * kSectorSize, true) ? kSOk : kSIoErr;
+    if (!slice(chain.readable, kReqHeaderSize, len, iov_)) return kSIoErr;
+    return transfer_all(fd_.get(), iov_, sector * kSectorSize, true) ? kSOk : kSIoErr;
 }
 
 uint8_t VirtioBlk::do_get_id(const VirtqChain& chain, uint32_t& data_written)
@@ -332,7 +337,7 @@ uint8_t VirtioBlk::zero_range(uint64_t offset, uint64_t len, bool may_unmap)
     for (uint64_t done = 0; done < len;) {
         const size_t chunk = static_cast<size_t>(std::min<uint64_t>(zeros.size(), len - done));
         std::vector<iovec> iov{iovec{const_cast<uint8_t*>(zeros.data()), chunk}};
-        if (!transfer_all(fd, std::move(iov), offset + done, true)) return kSIoErr;
+        if (!transfer_all(fd, iov, offset + done, true)) return kSIoErr;
         done += chunk;
     }
     return kSOk;

@@ -9,11 +9,14 @@
 //   dev->connect_irqs(router.line(gsi::pci_intx_gsi(slot, 0)), router.msi_sender());
 #pragma once
 
+#include <sys/uio.h>
+
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "devices/virtio/virtio_device.h"
 #include "vmm/unique_fd.h"
@@ -125,6 +128,7 @@ private:
 
     DiskOptions options_;
     UniqueFd fd_;
+    std::vector<iovec> iov_;   // scratch for the I/O thread
     uint64_t capacity_ = 0;   // sectors
     std::array<uint8_t, virtio::blk::kConfigSize> config_{};
     std::array<uint8_t, virtio::blk::kIdBytes> id_{};
