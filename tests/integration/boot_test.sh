@@ -31,7 +31,7 @@ result() {
 }
 
 vmlinux=$(guests/linux/build-kernel.sh | tail -n 1) || result FAIL "kernel build failed"
-initrd=$(guests/linux/build-initramfs.sh build/initramfs.cpio | tail -n 1) || result FAIL "initramfs build failed"
+initrd=$(guests/linux/build-initramfs.sh "$out/initramfs.cpio" | tail -n 1) || result FAIL "initramfs build failed"
 
 hardware=0
 grep -qwE 'vmx|svm' /proc/cpuinfo && hardware=1
@@ -39,7 +39,7 @@ grep -qwE 'vmx|svm' /proc/cpuinfo && hardware=1
 log=$out/console.log
 err=$out/kvmini.log
 start=$(date +%s.%N)
-build/kvmini run -k "$vmlinux" -i "$initrd" -m 128 -c "$cpus" --irqchip "$mode" --stats \
+"${KVMINI:-build/kvmini}" run -k "$vmlinux" -i "$initrd" -m 128 -c "$cpus" --irqchip "$mode" --stats \
   -p "console=ttyS0 lpj=5000000 tsc=reliable panic=-1 reboot=k" "$@" </dev/null >"$log" 2>"$err" &
 pid=$!
 
