@@ -22,10 +22,16 @@ $(BUILD)/fuzz/virtqueue_fuzz: $(FUZZ_OBJS)
 .PHONY: fuzz fuzz-test bench-blk
 fuzz: $(BUILD)/fuzz/virtqueue_fuzz
 
-fuzz-test: $(BUILD)/fuzz/virtqueue_fuzz
+# Records "PASS: fuzz virtqueue" or "FAIL: ..." in $KVMINI_TEST_RESULTS when set
+# (scripts/run-tests.sh); a crash input is left in $(BUILD)/fuzz/.
+fuzz-test:
 	@mkdir -p $(FUZZ_CORPUS)
-	KVMINI_FUZZ_SEED_DIR=$(FUZZ_CORPUS) $(BUILD)/fuzz/virtqueue_fuzz -max_total_time=$(FUZZ_SECONDS) \
-		-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 $(FUZZ_CORPUS)
+	@if $(MAKE) --no-print-directory $(BUILD)/fuzz/virtqueue_fuzz && \
+	    KVMINI_FUZZ_SEED_DIR=$(FUZZ_CORPUS) $(BUILD)/fuzz/virtqueue_fuzz -max_total_time=$(FUZZ_SECONDS) \
+	    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ $(FUZZ_CORPUS); \
+	then r="PASS: fuzz virtqueue ($(FUZZ_SECONDS)s)"; s=0; \
+	else r="FAIL: fuzz virtqueue (build failed, or a crash input in $(BUILD)/fuzz/)"; s=1; fi; \
+	echo "$$r"; if [ -n "$${KVMINI_TEST_RESULTS:-}" ]; then echo "$$r" >> "$$KVMINI_TEST_RESULTS"; fi; exit $$s
 
 # 4 KiB random-read IOPS and 1 MiB sequential MB/s, device model vs the file directly.
 bench-blk:
