@@ -6,8 +6,8 @@
  *
  * Reference: Intel SDM vol. 2 "INT n/INTO/INT3/INT1" (the saved RIP is the
  * next instruction; an interrupt gate clears IF), vol. 3A 6.4.2 (software
- * interrupts do not involve the APIC), 6.15 (#UD, #DE, #GP are faults: the
- * saved RIP is the faulting instruction). */
+ * interrupts do not involve the APIC), 6.15 (#UD, #DE, #GP are faults; #GP
+ * for a bad segment selector carries the selector as its error code). */
 #include "runtime.h"
 
 static volatile u32 bp_count, n80_count, n41_count;
@@ -98,6 +98,9 @@ void test_main(void)
     check(v == 6, "UD2 raises #UD (vector %d)", v);
     v = FAULT("xor %%ecx, %%ecx; mov $1, %%eax; xor %%edx, %%edx; div %%ecx", &at);
     check(v == 0, "DIV by zero raises #DE (vector %d)", v);
-    v = wrmsr_safe(0x12345678, 0);
-    check(v == 13, "WRMSR to a nonexistent MSR raises #GP (vector %d)", v);
+    /* Selector 0x100: index 32, beyond the GDT's limit (SDM 3.4.2). */
+    v = FAULT("mov $0x100, %%eax; mov %%eax, %%ds", &at);
+    check(v == 13 && fault_error == 0x100, "loading DS with a selector beyond the GDT raises #GP(0x100) (vector %d, "
+                                           "error %#llx)", v, fault_error);
+    __asm__ volatile("mov %0, %%ds" : : "r"((u32)SEL_DATA));
 }

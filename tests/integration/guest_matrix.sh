@@ -4,6 +4,12 @@
 # table, guest x mode -> pass, FAIL or n/a (with the reason).
 #
 #   guest_matrix.sh [--no-build] [--modes "kernel split user"] [--guests "pic lapic ..."]
+#   guest_matrix.sh --vmm qemu [--modes "tcg kvm-kernel kvm-split kvm-off"]
+#
+# With --vmm qemu the same guests run under QEMU instead, as a reference for
+# what the guests should see (TCG: QEMU's own models; kvm-*: QEMU on KVM with
+# kernel-irqchip=on/split/off). That is not a kvmini test: nothing is
+# recorded in $KVMINI_TEST_RESULTS and the harness self-tests are left out.
 #
 # Each run:  build/kvmini run --test-devices --stats -k GUEST.elf -c N
 #            --irqchip MODE -m 32 -p "mode=MODE mem=32 cpus=N ..."
@@ -21,8 +27,8 @@
 # "FAIL: guest NAME mode MODE (why)" is appended to $KVMINI_TEST_RESULTS if
 # set (n/a cells are not counted). Exit status 1 if any cell failed.
 #
-# Environment: KVMINI (default build/kvmini), KVMINI_GUEST_TIMEOUT (60 s per
-# run), KVMINI_HANG_TIMEOUT (5 s, the hang self-test), KVMINI_PIT_POLICY
+# Environment: KVMINI (default build/kvmini), QEMU (qemu-system-x86_64),
+# KVMINI_GUEST_TIMEOUT (60 s per run, 20 s under QEMU), KVMINI_HANG_TIMEOUT (5 s, the hang self-test), KVMINI_PIT_POLICY
 # (reinject|discard: what kvmini's own PIT does with lost ticks, checked by
 # pit_policy in split and user modes; default reinject).
 set -uo pipefail
@@ -36,13 +42,17 @@ hang_timeout_s=${KVMINI_HANG_TIMEOUT:-5}
 pit_policy=${KVMINI_PIT_POLICY:-reinject}
 mem_mib=32
 modes=(kernel split user)
+modes_given=0
 only_guests=
 build=1
+vmm=kvmini
+qemu=${QEMU:-qemu-system-x86_64}
 
 while (($#)); do
   case $1 in
     --no-build) build=0 ;;
-    --modes) read -r -a modes <<< "$2"; shift ;;
+    --modes) read -r -a modes <<< "$2"; modes_given=1; shift ;;
+    --vmm) vmm=$2; shift ;;
     --guests) only_guests=" $2 "; shift ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "guest_matrix.sh: unknown argument $1" >&2; exit 2 ;;
@@ -67,17 +77,29 @@ guests=(
   "msi|-||n/a:no PCI device with MSI yet|n/a:no PCI device with MSI yet|n/a:no PCI device with MSI yet"
 )
 
+case $vmm in
+  kvmini) ;;
+  qemu)
+    ((modes_given)) || modes=(tcg kvm-kernel kvm-split kvm-off)
+    timeout_s=${KVMINI_GUEST_TIMEOUT:-20}
+    out=build/guest-matrix/qemu
+    unset KVMINI_TEST_RESULTS
+    command -v "$qemu" >/dev/null || { echo "guest matrix: no $qemu"; exit 1; }
+    ;;
+  *) echo "guest_matrix.sh: --vmm kvmini or qemu" >&2; exit 2 ;;
+esac
+
 mkdir -p "$out"
 if ((build)); then
   targets=(guests)
-  [ "$kvmini" = build/kvmini ] && targets+=(build/kvmini)
+  [ "$vmm" = kvmini ] && [ "$kvmini" = build/kvmini ] && targets+=(build/kvmini)
   make --no-print-directory -j2 "${targets[@]}" >"$out/build.log" 2>&1 || {
     echo "guest matrix: build failed (see $out/build.log):"; tail -n 20 "$out/build.log"
     [ -n "${KVMINI_TEST_RESULTS:-}" ] && echo "FAIL: guest matrix build" >> "$KVMINI_TEST_RESULTS"
     exit 1
   }
 fi
-if [ ! -x "$kvmini" ]; then
+if [ "$vmm" = kvmini ] && [ ! -x "$kvmini" ]; then
   echo "guest matrix: no $kvmini"
   [ -n "${KVMINI_TEST_RESULTS:-}" ] && echo "FAIL: guest matrix ($kvmini missing)" >> "$KVMINI_TEST_RESULTS"
   exit 1
@@ -88,17 +110,49 @@ record() {  # PASS|FAIL name mode [why]
   echo "$1: guest $2 mode $3${4:+ ($4)}" >> "$KVMINI_TEST_RESULTS"
 }
 
+# The command that runs guest $1 in mode $2 with $3 vCPUs and command line
+# words $4, in the array `cmd`.
+vmm_command() {
+  local name=$1 mode=$2 cpus=$3 extra=$4 elf=$guest_dir/$1.elf
+  if [ "$vmm" = kvmini ]; then
+    cmd=("$kvmini" run --test-devices --stats -k "$elf" -c "$cpus" --irqchip "$mode" -m "$mem_mib"
+         -p "mode=$mode mem=$mem_mib cpus=$cpus${extra:+ $extra}")
+    return
+  fi
+  # QEMU's Multiboot loader takes ELF32 only; the image is the same.
+  objcopy -O elf32-i386 "$elf" "$out/$name.elf32"
+  local accel guest_mode
+  case $mode in
+    tcg) accel=(-accel tcg -machine pc -cpu max); guest_mode=qemu-tcg ;;
+    kvm-kernel) accel=(-accel kvm -machine pc,kernel-irqchip=on); guest_mode=kernel ;;
+    kvm-split) accel=(-accel kvm -machine pc,kernel-irqchip=split); guest_mode=split ;;
+    kvm-off) accel=(-accel kvm -machine pc,kernel-irqchip=off); guest_mode=qemu-off ;;
+    *) accel=(); guest_mode=$mode ;;
+  esac
+  # The CPUID this host's software KVM can run (shared/HOST-KVM.md); QEMU's
+  # userspace LAPIC (kernel-irqchip=off) has no TSC-deadline mode.
+  case $mode in
+    kvm-off) accel+=(-cpu qemu64,-xsave,-popcnt) ;;
+    kvm-*) accel+=(-cpu qemu64,-xsave,-popcnt,+tsc-deadline) ;;
+  esac
+  # QEMU's PIT reinjects lost ticks only in KVM (kernel-irqchip=on).
+  [ "$name" = pit_policy ] && extra="pit_policy=$([ "$mode" = kvm-kernel ] && echo reinject || echo discard)"
+  cmd=("$qemu" "${accel[@]}" -m "$mem_mib" -smp "$cpus" -display none -serial stdio -monitor none -no-reboot
+       -device isa-debug-exit,iobase=0xf4,iosize=4 -device pc-testdev -kernel "$out/$name.elf32"
+       -append "mode=$guest_mode mem=$mem_mib cpus=$cpus${extra:+ $extra}")
+}
+
 # Runs one guest; sets verdict (pass|fail|na), why, elapsed, console, err.
 run_guest() {  # name mode cpus extra timeout
   local name=$1 mode=$2 cpus=$3 extra=$4 limit=$5
   local elf=$guest_dir/$name.elf
   console=$out/$name.$mode.console.log
-  err=$out/$name.$mode.kvmini.log
+  err=$out/$name.$mode.$vmm.log
   verdict=fail why= status=
   if [ ! -f "$elf" ]; then why="$elf not built"; elapsed=0; return; fi
+  vmm_command "$name" "$mode" "$cpus" "$extra"
   local start=$(date +%s%N)
-  timeout --kill-after=5 "$limit" "$kvmini" run --test-devices --stats -k "$elf" -c "$cpus" --irqchip "$mode" \
-    -m "$mem_mib" -p "mode=$mode mem=$mem_mib cpus=$cpus${extra:+ $extra}" </dev/null >"$console" 2>"$err"
+  timeout --kill-after=5 "$limit" "${cmd[@]}" </dev/null >"$console" 2>"$err"
   status=$?
   elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
   elapsed=$(printf '%d.%02d' $((elapsed / 1000)) $((elapsed % 1000 / 10)))
@@ -132,6 +186,7 @@ for entry in "${guests[@]}"; do
   names+=("$name")
   for mode in "${modes[@]}"; do
     case $mode in kernel) how=$m_kernel ;; split) how=$m_split ;; user) how=$m_user ;; *) how="n/a:unknown mode" ;; esac
+    [ "$vmm" = qemu ] && { how=run; [ "$cpus" = - ] && how=$m_kernel; }
     if [[ $how == n/a:* ]]; then
       cell[$name,$mode]="n/a (${how#n/a:})"
       continue
@@ -178,7 +233,7 @@ self_test() {  # name ok(0/1) short long
   details+=("$name/kernel, harness self-test: $([ "$ok" = 1 ] && echo pass || echo FAIL): $long")
 }
 
-if [ -z "$only_guests" ] || [[ $only_guests == *" harness"* ]]; then
+if [ "$vmm" = kvmini ] && { [ -z "$only_guests" ] || [[ $only_guests == *" harness"* ]]; }; then
   run_guest harness_fail kernel 1 "" "$timeout_s"
   ok=0; [ "$verdict" = fail ] && [[ $why == *"deliberate failure"* ]] && ok=1
   self_test harness_fail $ok "reported as FAIL" "a guest that fails on purpose must come out FAIL; it came out $verdict: ${why:-no reason}"
@@ -209,7 +264,11 @@ for mode in "${modes[@]}"; do
   done
 done
 echo
-echo "interrupt conformance matrix (guests/tests, kvmini $kvmini, $mem_mib MiB; logs in $out/)"
+if [ "$vmm" = qemu ]; then
+  echo "reference: the guests under $qemu (not a kvmini test; logs in $out/)"
+else
+  echo "interrupt conformance matrix (guests/tests, kvmini $kvmini, $mem_mib MiB; logs in $out/)"
+fi
 header=$(printf '%-*s' "$w0" guest); sep=$(printf '%*s' "$w0" '' | tr ' ' '-')
 for mode in "${modes[@]}"; do
   header+=$(printf ' | %-*s' "${width[$mode]}" "$mode")

@@ -411,6 +411,7 @@ extern char isr_stubs[];
 static handler_t handlers[256];
 volatile u64 fault_fixup_rip;
 volatile s32 fault_vector = -1;
+volatile u64 fault_error;
 volatile u32 unexpected_count[256];
 
 void set_handler(u8 vector, handler_t h) { handlers[vector] = h; }
@@ -473,6 +474,7 @@ void isr_dispatch(struct frame *f)
     const u32 v = (u32)f->vector;
     if (v < 32 && v != 2 && fault_fixup_rip) {
         fault_vector = (s32)v;
+        fault_error = f->error;
         f->rip = fault_fixup_rip;
         fault_fixup_rip = 0;
         return;

@@ -149,6 +149,7 @@ handler_t set_handler_get(u8 vector, handler_t h);  /* returns the previous one 
  * and records its vector in fault_vector. */
 extern volatile u64 fault_fixup_rip;
 extern volatile s32 fault_vector;
+extern volatile u64 fault_error;  /* the error code pushed, 0 if none */
 /* wrmsr/rdmsr that report #GP instead of failing the test. */
 int wrmsr_safe(u32 msr, u64 v);
 int rdmsr_safe(u32 msr, u64 *v);
