@@ -1,9 +1,10 @@
 /* The test guests' runtime: a freestanding 64-bit environment (identity
- * mapped, CPL0; see boot.S for why not 32-bit protected mode) with polled serial output, an IDT whose
- * handlers a test installs per vector, the interrupt controllers, timers and
- * application processors, and pass/fail reporting through isa-debug-exit.
+ * mapped, CPL0; boot.S says why not 32-bit protected mode) with polled serial
+ * output, an IDT whose handlers a test installs per vector, helpers for the
+ * interrupt controllers, timers and application processors, and pass/fail
+ * reporting through isa-debug-exit.
  *
- * Cost model (../../shared/HOST-KVM.md on this project's software-KVM hosts):
+ * Cost model (shared/HOST-KVM.md, this project's software-KVM hosts):
  * every guest instruction at CPL0 is emulated (~650 ns) and every exit to the
  * VMM costs ~10 us, so the runtime keeps loops short, prints little, and
  * waits for interrupts with HLT where it can. */
@@ -44,8 +45,6 @@ static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
 /* STI's one-instruction interrupt shadow makes "sti; hlt" atomic: an interrupt
  * that is already pending wakes the HLT rather than slipping in before it. */
 static inline void sti_hlt(void) { __asm__ volatile("sti; hlt" ::: "memory"); }
-/* Let pending interrupts in, then block them again. */
-static inline void irq_window(void) { __asm__ volatile("sti; nop; cli" ::: "memory"); }
 static inline void barrier(void) { __asm__ volatile("" ::: "memory"); }
 static inline void pause(void) { __asm__ volatile("pause" ::: "memory"); }
 static inline u64 rdtsc(void)
@@ -98,9 +97,9 @@ int printf(const char *fmt, ...) PRINTF(1, 2);
 int vsnprintf(char *buf, u32 size, const char *fmt, va_list ap);
 int snprintf(char *buf, u32 size, const char *fmt, ...) PRINTF(3, 4);
 
-/* The guest's command line (Multiboot), e.g. "mode=kernel"; opt("mode")
- * returns "kernel" (in a static buffer per call site is not needed: the
- * returned pointer is into a copy that lives as long as the guest). */
+/* Words NAME=VALUE of the guest's command line (Multiboot), e.g. with
+ * "mode=kernel cpus=2" opt("cpus") returns "2", NULL if absent. The value
+ * lives in one of a few rotating buffers: copy it to keep it long. */
 const char *opt(const char *name);
 extern const char *irqchip_mode;  /* opt("mode"), or "?" */
 
@@ -195,6 +194,7 @@ extern volatile u32 ap_calls_done[MAX_CPUS];
 extern volatile u32 ap_starts[MAX_CPUS];  /* times each AP ran the trampoline */
 #define VEC_AP_WAKE 0xf0
 #define VEC_LAPIC_SPURIOUS 0xff
+extern volatile u32 spurious_count;  /* LAPIC spurious interrupts (SVR vector) */
 
 /* ---- local APIC (Intel SDM vol. 3A chapter 11; xAPIC MMIO, 11.4.1) ---- */
 #define APIC_ID 0x020        /* 11.4.6: ID in bits 31:24 */
