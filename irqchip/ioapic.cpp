@@ -72,6 +72,20 @@ bool is_level_capable(uint8_t mode)
 
 }  // namespace
 
+// The message an entry sends when it fires (mask and input state aside).
+static IoapicDelivery message_of(uint64_t entry, unsigned pin)
+{
+    const uint8_t mode = static_cast<uint8_t>((entry & rte::kDeliveryMode) >> rte::kDeliveryModeShift);
+    IoapicDelivery d;
+    d.vector = static_cast<uint8_t>(entry & rte::kVector);
+    d.delivery_mode = static_cast<IoapicDeliveryMode>(mode);
+    d.destination = static_cast<uint8_t>((entry & rte::kDest) >> rte::kDestShift);
+    d.logical = entry & rte::kDestModeLogical;
+    d.level = (entry & rte::kTriggerLevel) && is_level_capable(mode);
+    d.pin = static_cast<uint8_t>(pin);
+    return d;
+}
+
 MsiMessage to_msi(const IoapicDelivery& d)
 {
     MsiMessage m;
@@ -146,13 +160,7 @@ void Ioapic::evaluate(unsigned pin, bool edge_possible)
         ++stats_.illegal_vectors;
         return;
     }
-    IoapicDelivery d;
-    d.vector = vector;
-    d.delivery_mode = static_cast<IoapicDeliveryMode>(mode);
-    d.destination = static_cast<uint8_t>((p.rte & rte::kDest) >> rte::kDestShift);
-    d.logical = p.rte & rte::kDestModeLogical;
-    d.level = level;
-    d.pin = static_cast<uint8_t>(pin);
+    const IoapicDelivery d = message_of(p.rte, pin);
     p.in_flight = true;
     if (level) {
         p.remote_irr = true;
@@ -343,6 +351,17 @@ uint64_t Ioapic::redirection_entry(unsigned pin) const
     if (pin >= kPins) return 0;
     const Pin& p = pins_[pin];
     return p.rte | (p.in_flight ? rte::kDeliveryStatus : 0) | (p.remote_irr ? rte::kRemoteIrr : 0);
+}
+
+std::optional<IoapicDelivery> Ioapic::programmed_message(unsigned pin) const
+{
+    std::lock_guard lock(mutex_);
+    if (pin >= kPins || (pins_[pin].rte & rte::kMask)) return std::nullopt;
+    const IoapicDelivery d = message_of(pins_[pin].rte, pin);
+    const uint8_t mode = static_cast<uint8_t>(d.delivery_mode);
+    if (mode == kReservedMode3 || mode == kReservedMode6) return std::nullopt;
+    if (is_level_capable(mode) && d.vector < kFirstLegalVector) return std::nullopt;
+    return d;
 }
 
 IoapicStats Ioapic::stats() const

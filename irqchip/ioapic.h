@@ -52,6 +52,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 
 #include "devices/bus.h"
 #include "irqchip/gsi_layout.h"
@@ -146,6 +147,10 @@ public:
 
     // Inspection (no side effects).
     uint64_t redirection_entry(unsigned pin) const;
+    // The message `pin` is programmed to send, or nullopt while it is masked
+    // or holds a value the chip would not deliver (reserved mode, illegal
+    // vector). Split mode mirrors these into KVM's IOAPIC routes.
+    std::optional<IoapicDelivery> programmed_message(unsigned pin) const;
     IoapicStats stats() const;
 
 private:

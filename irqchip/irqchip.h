@@ -27,6 +27,13 @@ class Bus;
 enum class IrqChipMode { kKernel, kSplit, kUser };
 std::string to_string(IrqChipMode mode);
 
+enum class PitPolicy;  // irqchip/pit_8254.h
+
+// What the modes that emulate the PIT need to know.
+struct IrqChipOptions {
+    PitPolicy pit_policy;
+};
+
 // Counted where the events happen, read in one place (the mode comparison).
 struct IrqChipStats {
     uint64_t gsi_raises = 0;   // a GSI went from low to high
@@ -64,6 +71,6 @@ public:
 };
 
 // The backend for a mode. Throws Error for a mode that is not built yet.
-std::unique_ptr<IrqChip> make_irqchip(IrqChipMode mode);
+std::unique_ptr<IrqChip> make_irqchip(IrqChipMode mode, const IrqChipOptions& options);
 
 }  // namespace kvmini

@@ -2,6 +2,7 @@
 
 #include "irqchip/irqchip.h"
 #include "irqchip/kernel_irqchip.h"
+#include "irqchip/split_irqchip.h"
 #include "vmm/error.h"
 
 namespace kvmini {
@@ -16,14 +17,14 @@ std::string to_string(IrqChipMode mode)
     return "?";
 }
 
-std::unique_ptr<IrqChip> make_irqchip(IrqChipMode mode)
+std::unique_ptr<IrqChip> make_irqchip(IrqChipMode mode, const IrqChipOptions& options)
 {
     switch (mode) {
     case IrqChipMode::kKernel: return std::make_unique<KernelIrqChip>();
-    case IrqChipMode::kSplit:
+    case IrqChipMode::kSplit: return std::make_unique<SplitIrqChip>(options.pit_policy);
     case IrqChipMode::kUser: break;
     }
-    throw Error("--irqchip " + to_string(mode) + ": not implemented yet (only 'kernel' is)");
+    throw Error("--irqchip " + to_string(mode) + ": not implemented yet (only 'kernel' and 'split' are)");
 }
 
 }  // namespace kvmini

@@ -29,6 +29,13 @@ CliResult parse_cli(int argc, const char* const* argv, std::ostream& out, std::o
     run->add_option("--irqchip", cfg.irqchip, "interrupt controllers: kernel (KVM's), split (LAPIC in KVM), user")
         ->transform(CLI::CheckedTransformer(modes, CLI::ignore_case))
         ->default_str("kernel");
+    const std::map<std::string, PitPolicy> policies{{"reinject", PitPolicy::kReinject},
+                                                    {"discard", PitPolicy::kDiscard}};
+    run->add_option("--pit-policy", cfg.pit_policy,
+                    "lost PIT ticks where kvmini emulates the PIT (split, user): reinject (each one is delivered "
+                    "after the previous was acknowledged) or discard (late ticks coalesce)")
+        ->transform(CLI::CheckedTransformer(policies, CLI::ignore_case))
+        ->default_str("reinject");
     std::string profile = "auto";
     run->add_option("--cpu-profile", profile,
                     "CPUID profile: host (KVM's supported CPUID), safe (hides what a software KVM cannot "

@@ -2,7 +2,9 @@
 
 #include <cpuid.h>
 
+#include <algorithm>
 #include <bit>
+#include <string_view>
 
 namespace kvmini {
 
@@ -22,8 +24,29 @@ std::string to_string(CpuProfile profile) { return profile == CpuProfile::kSafe 
 
 std::string linux_cmdline_for_profile(const std::string& cmdline, CpuProfile profile)
 {
-    if (profile != CpuProfile::kSafe || cmdline.find(kSafeProfileLinuxParams) != std::string::npos) return cmdline;
-    return cmdline.empty() ? kSafeProfileLinuxParams : cmdline + " " + kSafeProfileLinuxParams;
+    if (profile != CpuProfile::kSafe) return cmdline;
+    // Split into words, find (or add) the clearcpuid= word, add what is missing.
+    std::vector<std::string> words;
+    for (size_t pos = 0; pos < cmdline.size();) {
+        const size_t end = std::min(cmdline.find(' ', pos), cmdline.size());
+        if (end > pos) words.push_back(cmdline.substr(pos, end - pos));
+        pos = end + 1;
+    }
+    auto has_word = [&](const std::string& w) { return std::find(words.begin(), words.end(), w) != words.end(); };
+    for (const char* flag : kSafeProfileLinuxFlags)
+        if (!has_word(flag)) words.emplace_back(flag);
+    constexpr std::string_view kClear = "clearcpuid=";
+    auto clear = std::find_if(words.begin(), words.end(), [&](const std::string& w) { return w.starts_with(kClear); });
+    if (clear == words.end()) clear = words.insert(words.end(), std::string(kClear));
+    for (const char* feature : kSafeProfileClearedCpuFeatures) {
+        const std::string list = "," + clear->substr(kClear.size()) + ",";
+        if (list.find("," + std::string(feature) + ",") != std::string::npos) continue;
+        if (clear->size() > kClear.size()) *clear += ",";
+        *clear += feature;
+    }
+    std::string out;
+    for (const std::string& w : words) out += (out.empty() ? "" : " ") + w;
+    return out;
 }
 
 std::vector<kvm_cpuid_entry2> build_vcpu_cpuid(const std::vector<kvm_cpuid_entry2>& supported, unsigned index,

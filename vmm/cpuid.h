@@ -48,16 +48,19 @@ CpuProfile detect_cpu_profile();
 bool host_has_hardware_virtualization();
 std::string to_string(CpuProfile profile);
 
-// What the safe profile also puts on a Linux guest's command line. Measured
-// on this project's kvm_pvm hosts: KVM_SET_CPUID2 succeeds, but KVM_GET_CPUID2
-// reads back leaf 1 ECX/EDX and leaf 7 with the host's feature bits, and the
-// guest's CPUID shows them (a kernel sets CR4.OSXSAVE/SMEP/SMAP and then stops
-// on XRSTOR). CPUID alone cannot hide them there, so the profile switches the
-// same features off in Linux itself. Harmless where CPUID already hid them.
-inline constexpr const char* kSafeProfileLinuxParams = "noxsave clearcpuid=smap,popcnt,xsave";
+// What the safe profile also switches off in a Linux guest, on its command
+// line. Measured on this project's kvm_pvm hosts: KVM_SET_CPUID2 succeeds, but
+// KVM_GET_CPUID2 reads back leaf 1 ECX/EDX and leaf 7 with the host's feature
+// bits, and the guest's CPUID shows them (a kernel sets CR4.OSXSAVE/SMEP/SMAP
+// and then stops on XRSTOR). CPUID alone cannot hide them there, so the
+// profile switches the same features off in Linux itself. Harmless where
+// CPUID already hid them.
+inline constexpr const char* kSafeProfileLinuxFlags[] = {"noxsave"};
+inline constexpr const char* kSafeProfileClearedCpuFeatures[] = {"smap", "popcnt", "xsave"};
 
-// The command line a Linux guest gets under `profile`: `cmdline` plus, for the
-// safe profile, kSafeProfileLinuxParams (unless the user already gave them).
+// The command line a Linux guest gets under `profile`: for the safe profile,
+// `cmdline` plus the flags above, and the features merged into its
+// clearcpuid= list (Linux reads only the first clearcpuid=).
 std::string linux_cmdline_for_profile(const std::string& cmdline, CpuProfile profile);
 
 // Pure: the CPUID table for vCPU `index` of `cpu_count`.

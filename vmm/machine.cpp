@@ -12,6 +12,7 @@
 #include "devices/serial_16550a.h"
 #include "devices/test/test_devices.h"
 #include "irqchip/gsi_layout.h"
+#include "irqchip/ioapic.h"
 #include "vmm/boot/linux_loader.h"
 #include "vmm/boot/mptable.h"
 #include "vmm/cpuid.h"
@@ -36,11 +37,14 @@ CpuEntryState load_guest(GuestMemory& memory, const MachineConfig& config, CpuPr
     const KernelFormat format = detect_kernel_format(config.kernel);
     const bool is_linux = format == KernelFormat::kBzImage || format == KernelFormat::kElfVmlinux;
     const std::string cmdline = is_linux ? linux_cmdline_for_profile(config.cmdline, profile) : config.cmdline;
-    if (cmdline != config.cmdline) spdlog::info("CPU profile safe: kernel command line gets '{}'", kSafeProfileLinuxParams);
+    if (cmdline != config.cmdline) spdlog::info("CPU profile safe: kernel command line is now '{}'", cmdline);
     const CpuEntryState entry = load_kernel(
         memory, config.kernel, config.initrd.empty() ? std::nullopt : std::optional<std::string>(config.initrd), cmdline);
     MpTableConfig mp;
     mp.cpus = config.cpus;
+    // The IOAPIC version the guest will read from the chip in this mode:
+    // KVM's own reports 0x11; kvmini's model has the EOI register (0x20).
+    if (config.irqchip != IrqChipMode::kKernel) mp.ioapic_version = IoapicConfig{}.version;
     write_mptable(memory, mp);
     return entry;
 }
@@ -54,7 +58,7 @@ Machine::Machine(const MachineConfig& config)
       entry_(load_guest(memory_, config, cpu_profile_)),
       kvm_(config.kvm_device),
       vm_(kvm_),
-      irqchip_(make_irqchip(config.irqchip)),
+      irqchip_(make_irqchip(config.irqchip, IrqChipOptions{config.pit_policy})),
       router_(*irqchip_)
 {
     KVM_REQUIRE(kvm_, KVM_CAP_USER_MEMORY);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "irqchip/irqchip.h"
+#include "irqchip/pit_8254.h"
 #include "vmm/cpuid.h"
 
 namespace kvmini {
@@ -18,6 +19,7 @@ struct MachineConfig {
     uint64_t mem_mib = 256;
     unsigned cpus = 1;
     IrqChipMode irqchip = IrqChipMode::kKernel;
+    PitPolicy pit_policy = PitPolicy::kReinject;  // where kvmini emulates the PIT
     std::optional<CpuProfile> cpu_profile;  // unset: chosen from the host (detect_cpu_profile)
     std::vector<std::string> disks;         // -d PATH[,ro]
     bool test_devices = false;              // QEMU-compatible isa-debug-exit, pc-testdev lines, fw_cfg

@@ -52,6 +52,13 @@ TEST(Cli, SplitAndUserModesParse)
     EXPECT_EQ(parse({"run", "-k", "k", "--irqchip", "user"}).config.irqchip, IrqChipMode::kUser);
 }
 
+TEST(Cli, PitPolicy)
+{
+    EXPECT_EQ(parse({"run", "-k", "k"}).config.pit_policy, PitPolicy::kReinject);
+    EXPECT_EQ(parse({"run", "-k", "k", "--pit-policy", "discard"}).config.pit_policy, PitPolicy::kDiscard);
+    EXPECT_NE(parse({"run", "-k", "k", "--pit-policy", "sometimes"}).exit_status, 0);
+}
+
 TEST(Cli, MissingKernelIsAnError)
 {
     std::string err;

@@ -92,9 +92,17 @@ TEST(Cpuid, SingleCpuHasNoHtt)
 TEST(Cpuid, SafeProfileSwitchesTheFeaturesOffInLinuxToo)
 {
     EXPECT_EQ(linux_cmdline_for_profile("console=ttyS0", CpuProfile::kSafe),
-              std::string("console=ttyS0 ") + kSafeProfileLinuxParams);
-    EXPECT_EQ(linux_cmdline_for_profile("", CpuProfile::kSafe), kSafeProfileLinuxParams);
+              "console=ttyS0 noxsave clearcpuid=smap,popcnt,xsave");
+    EXPECT_EQ(linux_cmdline_for_profile("", CpuProfile::kSafe), "noxsave clearcpuid=smap,popcnt,xsave");
     EXPECT_EQ(linux_cmdline_for_profile("console=ttyS0", CpuProfile::kHost), "console=ttyS0");
-    const std::string already = std::string("a ") + kSafeProfileLinuxParams;
-    EXPECT_EQ(linux_cmdline_for_profile(already, CpuProfile::kSafe), already);
+    // Applying it twice changes nothing.
+    const std::string once = linux_cmdline_for_profile("a  b", CpuProfile::kSafe);
+    EXPECT_EQ(once, "a b noxsave clearcpuid=smap,popcnt,xsave");
+    EXPECT_EQ(linux_cmdline_for_profile(once, CpuProfile::kSafe), once);
+}
+
+TEST(Cpuid, SafeProfileMergesIntoTheUsersClearcpuidList)
+{
+    EXPECT_EQ(linux_cmdline_for_profile("x clearcpuid=tsc_deadline_timer,popcnt noapictimer", CpuProfile::kSafe),
+              "x clearcpuid=tsc_deadline_timer,popcnt,smap,xsave noapictimer noxsave");
 }

@@ -79,6 +79,30 @@ TEST(Ioapic, IdVersionAndArbitrationRegisters)
     EXPECT_EQ(io.stats().odd_accesses, 2u);
 }
 
+TEST(Ioapic, ProgrammedMessageFollowsTheEntry)
+{
+    Recorder r;
+    Ioapic io(r.callback(), all_active_high());
+    EXPECT_FALSE(io.programmed_message(4).has_value()) << "masked at reset";
+    set_rte(io, 4, 0x31 | kLevel | kLogical, 0x03000000);
+    const auto m = io.programmed_message(4);
+    ASSERT_TRUE(m.has_value());
+    EXPECT_EQ(m->vector, 0x31);
+    EXPECT_EQ(m->delivery_mode, IoapicDeliveryMode::kFixed);
+    EXPECT_EQ(m->destination, 3);
+    EXPECT_TRUE(m->logical);
+    EXPECT_TRUE(m->level);
+    EXPECT_EQ(m->pin, 4);
+    set_rte(io, 5, 0x05 | kFixed);  // illegal vector: never sent
+    EXPECT_FALSE(io.programmed_message(5).has_value());
+    set_rte(io, 6, 0x40 | kNmi | kLevel);  // NMI goes as an edge whatever bit 15 says
+    ASSERT_TRUE(io.programmed_message(6).has_value());
+    EXPECT_FALSE(io.programmed_message(6)->level);
+    set_rte(io, 4, 0x31 | kMasked);
+    EXPECT_FALSE(io.programmed_message(4).has_value());
+    EXPECT_TRUE(r.sent.empty()) << "programming alone sends nothing";
+}
+
 TEST(Ioapic, EntriesResetMasked)
 {
     Ioapic io({});
