@@ -88,6 +88,8 @@ Machine::~Machine()
     control_.request_stop(1, "kvmini is shutting down");
     for (auto& t : threads_)
         if (t.joinable()) t.join();
+    // The terminal's input thread feeds the UART: stop it before the UART goes.
+    if (terminal_) terminal_->stop();
 }
 
 void Machine::create_devices()

@@ -48,6 +48,9 @@ int main(int argc, char** argv)
         return 0;
     }
     setup_logging(cli.log_level);
+    // A closed stdout loses console output (the terminal counts it); it must
+    // not kill kvmini and the guest with it.
+    ::signal(SIGPIPE, SIG_IGN);
     try {
         const int signal_fd = block_stop_signals();
         kvmini::Machine machine(cli.config);
