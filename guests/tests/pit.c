@@ -35,9 +35,8 @@ static void ioapic_tick(struct frame *f)
  * in HLT between them (the PIT keeps waking us). */
 static u32 ticks_in_window(u32 ms)
 {
-    u64 end = rdtsc() + us_to_tsc(ms * 1000);
     u32 start = ticks;
-    while (rdtsc() < end) sti_hlt(), cli();
+    hlt_for(ms * 1000);
     return ticks - start;
 }
 

@@ -31,8 +31,7 @@ void test_main(void)
     cli();
     udelay(40000);  /* ~40 ticks come due while interrupts are off */
     u32 before = ticks;
-    u64 end = rdtsc() + us_to_tsc(40000);
-    while (rdtsc() < end) sti_hlt(), cli();
+    hlt_for(40000);
     u32 n = ticks - before;
     pit_stop();
     pic_set_mask(0xffff);

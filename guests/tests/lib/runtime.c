@@ -597,16 +597,72 @@ int spin_until_ge(volatile u32 *p, u32 target, u32 us)
     return 1;
 }
 
-int hlt_until_ge(volatile u32 *p, u32 target, u32 us)
+/* The HLT waits below must not hang when the interrupt they wait for never
+ * comes (that is what a failing check looks like): while the test does not
+ * use the LAPIC timer, a one-shot of it on VEC_WATCHDOG wakes the CPU at the
+ * deadline; otherwise they poll. */
+#define VEC_WATCHDOG 0xef
+static u32 watchdog_rate;  /* LAPIC timer counts per us at divide by 1; 0: unusable */
+static int watchdog_probed;
+
+static void watchdog_handler(struct frame *f)
 {
-    u64 end = rdtsc() + us_to_tsc(us);
+    (void)f;
+    lapic_eoi();
+}
+
+static int watchdog_usable(void)
+{
+    u32 lvt = lapic_read(APIC_LVT_TIMER);
+    if (!(lvt & APIC_LVT_MASKED) && (lvt & 0xff) != VEC_WATCHDOG) return 0;  /* the test's own timer */
+    if (!watchdog_probed) {
+        watchdog_probed = 1;
+        set_handler(VEC_WATCHDOG, watchdog_handler);
+        lapic_write(APIC_TIMER_DIV, APIC_TIMER_DIV_1);
+        lapic_write(APIC_LVT_TIMER, APIC_LVT_MASKED | VEC_WATCHDOG);
+        u64 t0 = rdtsc();
+        lapic_write(APIC_TIMER_INIT, 0xffffffff);
+        udelay(500);
+        u32 cur = lapic_read(APIC_TIMER_CUR);
+        u32 us = tsc_to_us(rdtsc() - t0);
+        lapic_write(APIC_TIMER_INIT, 0);
+        watchdog_rate = us ? (0xffffffff - cur) / us : 0;
+    }
+    return watchdog_rate != 0;
+}
+
+/* Sleeps in HLT until *p >= target (p may be NULL) or the TSC reaches `end`. */
+static int idle(volatile u32 *p, u32 target, u64 end)
+{
+    const int watchdog = watchdog_usable();
     for (;;) {
         cli();
-        if (*p >= target) return 1;
-        if (rdtsc() >= end) return 0;
+        if (p && *p >= target) break;
+        u64 now = rdtsc();
+        if (now >= end) break;
+        if (!watchdog) {
+            sti();
+            pause();
+            continue;
+        }
+        u64 left_us = tsc_to_us(end - now) + 1;
+        if (left_us > 0xffffffffu / watchdog_rate) left_us = 0xffffffffu / watchdog_rate;
+        lapic_write(APIC_TIMER_DIV, APIC_TIMER_DIV_1);
+        lapic_write(APIC_LVT_TIMER, APIC_TIMER_ONESHOT | VEC_WATCHDOG);
+        lapic_write(APIC_TIMER_INIT, (u32)left_us * watchdog_rate);
         sti_hlt();
     }
+    if (watchdog) {
+        lapic_write(APIC_LVT_TIMER, APIC_LVT_MASKED | VEC_WATCHDOG);
+        lapic_write(APIC_TIMER_INIT, 0);
+    }
+    cli();
+    return p && *p >= target;
 }
+
+int hlt_until_ge(volatile u32 *p, u32 target, u32 us) { return idle(p, target, rdtsc() + us_to_tsc(us)); }
+
+void hlt_for(u32 us) { idle(NULL, 0, rdtsc() + us_to_tsc(us)); }
 
 /* KVM's paravirtual clock (Documentation/virt/kvm/x86/msr.rst,
  * MSR_KVM_SYSTEM_TIME_NEW): KVM writes a pvclock_vcpu_time_info whose

@@ -168,9 +168,12 @@ void udelay(u32 us);  /* busy; keep short */
 int wait_until_ge(volatile u32 *p, u32 target, u32 us);
 /* Same, with the interrupt flag left as it is (NMIs, other CPUs). */
 int spin_until_ge(volatile u32 *p, u32 target, u32 us);
-/* Same, but sleeps with HLT between checks: only where an interrupt is
- * certain to come (a periodic timer), or the wait may never end. */
+/* Same, but sleeps with HLT between checks. Should the interrupts stop
+ * coming, a LAPIC timer one-shot (vector 0xef) ends the wait at its deadline
+ * while the test leaves the LAPIC timer masked; otherwise it polls. */
 int hlt_until_ge(volatile u32 *p, u32 target, u32 us);
+/* Sleeps in HLT, interrupts enabled, for `us` microseconds (same watchdog). */
+void hlt_for(u32 us);
 
 /* Interrupts enabled for `us` microseconds (busy), then disabled again:
  * "nothing more arrives" windows. */
