@@ -150,7 +150,8 @@ VirtioBlk::VirtioBlk(const DiskOptions& options) : options_(options)
     // One writer per image: a second kvmini (or anything using flock) on the
     // same file would corrupt it.
     if (::flock(fd, (options_.read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0)
-        throw Error("disk image '" + path + "': in use by another process (" + std::strerror(errno) + ")");
+        throw Error("disk image '" + path + "': already in use (locked by another --disk or process: " +
+                    std::strerror(errno) + ")");
     if (bytes % kSectorSize)
         spdlog::warn("disk image '{}': size {} is not a multiple of 512; the last {} bytes are not visible", path,
                      bytes, bytes % kSectorSize);
