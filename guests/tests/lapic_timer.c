@@ -90,9 +90,15 @@ static void test_periodic(void)
     u32 cur = lapic_read(APIC_TIMER_CUR);
     check(got, "periodic: 11 interrupts arrive (got %u)", ticks);
     if (got) {
+        /* Never early; late only within reason: a CPU slow to take the
+         * interrupts sees periods coalesce (the vector is still pending in
+         * IRR), which the SDM allows, so the upper bound only catches a
+         * period that is grossly wrong. */
         u32 ten = tsc_to_us(tsc_at[10] - tsc_at[0]);
-        check(ten >= 10 * period_us * 8 / 10 && ten <= 10 * period_us * 3,
-              "periodic: 10 periods of %u us take %u us (0.8x-3x allowed)", period_us, ten);
+        check(ten >= 10 * period_us * 8 / 10 && ten <= 10 * period_us * 20,
+              "periodic: 10 periods of %u us take %u us (0.8x-20x allowed)", period_us, ten);
+        if (ten > 10 * period_us * 3)
+            note("periodic: %u us per tick on average, for a period of %u us", ten / 10, period_us);
     }
     check(cur > 0 && cur <= rate * period_us, "periodic: the current count reloads (%u of %u)", cur,
           rate * period_us);

@@ -21,7 +21,7 @@
 #define MCR_OUT2 0x08
 #define MCR_LOOP 0x10
 
-static volatile u32 irqs;
+static volatile u32 irqs, no_cause;
 static volatile u8 iirs[8];
 static volatile u32 rx_count;
 static volatile u8 rx_byte;
@@ -30,6 +30,13 @@ static void com1_irq(struct frame *f)
 {
     (void)f;
     u8 iir = inb(COM1 + UART_IIR);  /* reading IIR clears a THRE interrupt */
+    if (iir & 0x01) {
+        /* Nothing pending any more: the cause went away before the handler
+         * looked (harmless on a PC; counted apart). */
+        no_cause++;
+        lapic_eoi();
+        return;
+    }
     if (irqs < ARRAY_SIZE(iirs)) iirs[irqs] = iir;
     irqs++;
     if ((iir & 0x0f) == 0x04 || (iir & 0x0f) == 0x0c) {
@@ -93,6 +100,7 @@ void test_main(void)
     check(rx_count == 1 && rx_byte == 'K', "one RX interrupt, whose handler read 'K' from RBR (%u, %#x)", rx_count,
           rx_byte);
     check(rx_irqs == 1, "exactly one interrupt for it (%u)", rx_irqs);
+    if (no_cause) note("%u interrupt(s) found IIR with nothing pending", no_cause);
     note("the RX interrupt came %s", rx_irqs_in_loopback ? "during loopback (OUT2 not modelled as the IRQ gate)"
                                                          : "when loopback ended (OUT2 gates IRQ 4, as on a PC)");
     check(!(lsr_end & 0x01), "RBR empty afterwards (LSR %#x)", lsr_end);
