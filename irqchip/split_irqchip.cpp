@@ -15,46 +15,36 @@
 namespace kvmini {
 
 namespace {
-// MSI data bit 15: trigger mode level (Intel SDM vol. 3A 11.11.2).
-constexpr uint32_t kMsiDataLevel = 1u << 15;
 // The boot vCPU, whose LINT0 takes the PIC's ExtINT (virtual wire mode).
 constexpr unsigned kExtIntVcpu = 0;
 }  // namespace
 
-class SplitIrqChip::IoapicWindow : public BusDevice {
+// Forwards accesses to a model's registers and runs `after_write` once a
+// guest write was handled (re-arm the PIT, re-mirror IOAPIC routes, re-check
+// a tick the 8259A was to acknowledge).
+class SplitIrqChip::ObservedRegisters : public BusDevice {
 public:
-    explicit IoapicWindow(SplitIrqChip& chip) : chip_(chip) {}
-    void read(uint64_t offset, std::span<uint8_t> data) override { chip_.ioapic_.read(offset, data); }
-    void write(uint64_t offset, std::span<const uint8_t> data) override
+    ObservedRegisters(BusDevice& inner, std::function<void()> after_write)
+        : inner_(inner), after_write_(std::move(after_write))
     {
-        chip_.ioapic_.write(offset, data);
-        chip_.sync_routes();
     }
-
-private:
-    SplitIrqChip& chip_;
-};
-
-class SplitIrqChip::PitPorts : public BusDevice {
-public:
-    PitPorts(SplitIrqChip& chip, BusDevice& inner) : chip_(chip), inner_(inner) {}
     void read(uint64_t offset, std::span<uint8_t> data) override { inner_.read(offset, data); }
     void write(uint64_t offset, std::span<const uint8_t> data) override
     {
         inner_.write(offset, data);
-        if (chip_.pit_timer_) chip_.pit_timer_->poke();
+        after_write_();
     }
 
 private:
-    SplitIrqChip& chip_;
     BusDevice& inner_;
+    std::function<void()> after_write_;
 };
 
 SplitIrqChip::SplitIrqChip(PitPolicy pit_policy)
     : pit_policy_(pit_policy),
       pic_([this](bool level) { on_pic_output(level); }, [this](unsigned irq) { on_pic_eoi(irq); }),
       ioapic_([this](const IoapicDelivery& d) { deliver(d); }, IoapicConfig{}),
-      pit_([this](bool level) { set_gsi_level(gsi::kPitIrq, level); }, pit_policy)
+      pit_([this](bool level) { on_pit_output(level); }, pit_policy)
 {
 }
 
@@ -79,12 +69,22 @@ void SplitIrqChip::attach_vcpu(Vcpu& vcpu) { vcpus_.push_back(&vcpu); }
 
 void SplitIrqChip::attach_buses(Bus& pio, Bus& mmio)
 {
-    pic_.attach(pio);
-    pit_ports_ = std::make_unique<PitPorts>(*this, pit_.timer_device());
-    pio.add(Pit8254::kBase, Pit8254::kPorts, *pit_ports_, "8254 PIT");
-    pio.add(Pit8254::kPortB, 1, pit_.port_b_device(), "port 0x61 (PIT gate 2, speaker)");
-    ioapic_window_ = std::make_unique<IoapicWindow>(*this);
-    mmio.add(layout::kIoapicBase, Ioapic::kMmioSize, *ioapic_window_, "IOAPIC");
+    auto observe = [this](BusDevice& inner, std::function<void()> after_write) -> BusDevice& {
+        observed_.push_back(std::make_unique<ObservedRegisters>(inner, std::move(after_write)));
+        return *observed_.back();
+    };
+    pio.add(Pic8259Pair::kMasterBase, Pic8259Pair::kPortsPerChip,
+            observe(pic_.master_device(), [this] { release_timer_tick_if_pic_gone(); }), "8259A master");
+    pio.add(Pic8259Pair::kSlaveBase, Pic8259Pair::kPortsPerChip, pic_.slave_device(), "8259A slave");
+    pio.add(Pic8259Pair::kElcrBase, Pic8259Pair::kPortsPerChip, pic_.elcr_device(), "8259A ELCR");
+    pio.add(Pit8254::kBase, Pit8254::kPorts, observe(pit_.timer_device(), [this] { pit_timer_->poke(); }), "8254 PIT");
+    pio.add(Pit8254::kPortB, 1, observe(pit_.port_b_device(), [this] { pit_timer_->poke(); }),
+            "port 0x61 (PIT gate 2, speaker)");
+    mmio.add(layout::kIoapicBase, Ioapic::kMmioSize, observe(ioapic_, [this] {
+                 sync_routes();
+                 release_timer_tick_if_pic_gone();
+             }),
+             "IOAPIC");
     pit_timer_ = std::make_unique<PitTimer>(pit_);
 }
 
@@ -102,6 +102,7 @@ void SplitIrqChip::send_msi(const MsiMessage& msg)
     msi.address_hi = static_cast<uint32_t>(msg.address >> 32);
     msi.data = msg.data;
     msis_.fetch_add(1, std::memory_order_relaxed);
+    // Returns 0 when no LAPIC took it (guest-side masking): not an error.
     KVM_IOCTL(vm_fd_, KVM_SIGNAL_MSI, &msi);
 }
 
@@ -115,18 +116,45 @@ void SplitIrqChip::deliver(const IoapicDelivery& d)
     send_msi(to_msi(d));
 }
 
+bool SplitIrqChip::timer_goes_to_pic() const
+{
+    // Through the IOAPIC when its pin is live; through the 8259A only where
+    // that pin is off (masked, or handing over as ExtINT) and IRQ 0 is open.
+    const auto timer_pin = gsi::ioapic_pin(gsi::kPitIrq);
+    const auto message = timer_pin ? ioapic_.programmed_message(*timer_pin) : std::nullopt;
+    if (message && message->delivery_mode != IoapicDeliveryMode::kExtInt) return false;
+    return (pic_.imr(0) & (1u << gsi::kPitIrq)) == 0;
+}
+
+void SplitIrqChip::on_pit_output(bool level)
+{
+    // Reinject: the next tick waits until this one was taken. Through the
+    // IOAPIC that is its delivery (KVM reports no EOI of an edge-triggered
+    // vector). Through the 8259A it is its EOI of IRQ 0 (on_pic_eoi), which
+    // can come before set_gsi_level() returns: decide first. A tick that met
+    // only masked inputs is lost, as on the chips: counting it taken keeps
+    // reinject from waiting forever.
+    const bool reinject_tick = level && pit_policy_ == PitPolicy::kReinject;
+    const bool via_pic = reinject_tick && timer_goes_to_pic();
+    if (via_pic) tick_awaits_pic_eoi_.store(true);
+    set_gsi_level(gsi::kPitIrq, level);
+    if (reinject_tick && !via_pic) pit_.ack_irq();
+}
+
+void SplitIrqChip::release_timer_tick_if_pic_gone()
+{
+    // As KVM's PIT does on a mask change: a tick left with the 8259A when the
+    // guest masked IRQ 0 there (or moved the timer to the IOAPIC) will never
+    // be acknowledged.
+    if (tick_awaits_pic_eoi_.load() && !timer_goes_to_pic() && tick_awaits_pic_eoi_.exchange(false)) pit_.ack_irq();
+}
+
 void SplitIrqChip::sync_routes()
 {
     std::array<std::optional<MsiMessage>, gsi::kIoapicPins> wanted{};
-    const auto timer_pin = gsi::ioapic_pin(gsi::kPitIrq);
     for (unsigned pin = 0; pin < gsi::kIoapicPins; ++pin) {
         auto m = ioapic_.programmed_message(pin);
-        if (!m || m->delivery_mode == IoapicDeliveryMode::kExtInt) continue;
-        MsiMessage msg = to_msi(*m);
-        // Reinject needs to see the timer's EOIs: KVM reports EOIs of the
-        // vectors whose reserved route is level-triggered.
-        if (pit_policy_ == PitPolicy::kReinject && timer_pin && pin == *timer_pin) msg.data |= kMsiDataLevel;
-        wanted[pin] = msg;
+        if (m && m->delivery_mode != IoapicDeliveryMode::kExtInt) wanted[pin] = to_msi(*m);
     }
     std::lock_guard lock(routes_mutex_);
     if (routes_installed_ && wanted == routes_) return;
@@ -163,7 +191,7 @@ void SplitIrqChip::on_pic_output(bool level)
 
 void SplitIrqChip::on_pic_eoi(unsigned irq)
 {
-    if (irq == gsi::kPitIrq) pit_.ack_irq();
+    if (irq == gsi::kPitIrq && tick_awaits_pic_eoi_.exchange(false)) pit_.ack_irq();
 }
 
 void SplitIrqChip::before_run(Vcpu& vcpu)
@@ -191,11 +219,6 @@ void SplitIrqChip::before_run(Vcpu& vcpu)
 void SplitIrqChip::on_eoi(Vcpu&, uint8_t vector)
 {
     eois_.fetch_add(1, std::memory_order_relaxed);
-    if (pit_policy_ == PitPolicy::kReinject) {
-        const auto timer_pin = gsi::ioapic_pin(gsi::kPitIrq);
-        std::lock_guard lock(routes_mutex_);
-        if (timer_pin && routes_[*timer_pin] && (routes_[*timer_pin]->data & 0xff) == vector) pit_.ack_irq();
-    }
     ioapic_.eoi(vector);
 }
 

@@ -11,12 +11,13 @@
 //    injects the acknowledged vector with KVM_INTERRUPT when KVM says the vCPU
 //    can take it, or asks for an interrupt window;
 //  - the PIT counts from a timer thread (PitTimer) and raises GSI 0. With the
-//    reinject policy each tick waits for the previous one's acknowledgement:
-//    the PIC's EOI of IRQ 0, or the EOI of the IOAPIC's timer vector (its
-//    route is marked level so that KVM reports that EOI).
+//    reinject policy each tick waits for the previous one to be taken: the
+//    PIC's EOI of IRQ 0, or, through the IOAPIC, its delivery (KVM reports
+//    EOIs of level-triggered vectors only).
 #pragma once
 
 #include <array>
+#include <functional>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -48,10 +49,12 @@ public:
     IrqChipStats stats() const override;
 
 private:
-    class IoapicWindow;  // the IOAPIC's MMIO, re-mirroring routes after writes
-    class PitPorts;      // the PIT's ports, re-arming its timer after writes
+    class ObservedRegisters;  // a model's registers, with a hook after guest writes
 
     void deliver(const IoapicDelivery& d);
+    void on_pit_output(bool level);
+    bool timer_goes_to_pic() const;
+    void release_timer_tick_if_pic_gone();
     void on_pic_output(bool level);
     void on_pic_eoi(unsigned irq);
     // Mirrors the IOAPIC's redirection entries into KVM's reserved routes.
@@ -62,8 +65,8 @@ private:
     Pic8259Pair pic_;
     Ioapic ioapic_;
     Pit8254 pit_;
-    std::unique_ptr<IoapicWindow> ioapic_window_;
-    std::unique_ptr<PitPorts> pit_ports_;
+    std::vector<std::unique_ptr<ObservedRegisters>> observed_;
+    std::atomic<bool> tick_awaits_pic_eoi_{false};
     std::mutex shutdown_mutex_;
     std::unique_ptr<PitTimer> pit_timer_;
     std::vector<Vcpu*> vcpus_;
