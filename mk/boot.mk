@@ -2,8 +2,14 @@
 # the in-kernel irqchip and with the split irqchip, on 1 and 2 vCPUs. The
 # guest kernel is built once and cached outside the clone
 # (guests/linux/build-kernel.sh).
-BOOT_TESTS := boot-test-kernel-1 boot-test-kernel-2 boot-test-split-1 boot-test-split-2
+# The root file system on a virtio-blk disk, interrupting by MSI-X or INTx:
+# each mode and CPU count once with each interrupt kind.
+BOOT_TESTS := boot-test-kernel-1 boot-test-kernel-2 boot-test-split-1 boot-test-split-2 \
+              boot-test-kernel-1-disk-msix boot-test-kernel-2-disk-intx \
+              boot-test-split-1-disk-intx boot-test-split-2-disk-msix
 .PHONY: $(BOOT_TESTS)
+# boot-test-MODE-CPUS[-disk-KIND] -> boot_test.sh MODE CPUS [disk-KIND]
 $(BOOT_TESTS): boot-test-%: $(BUILD)/kvmini
-	tests/integration/boot_test.sh $(subst -, ,$*)
+	tests/integration/boot_test.sh $(word 1,$(subst -, ,$*)) $(word 2,$(subst -, ,$*)) \
+	  $(if $(word 3,$(subst -, ,$*)),$(word 3,$(subst -, ,$*))-$(word 4,$(subst -, ,$*)))
 TEST_TARGETS += $(BOOT_TESTS)

@@ -15,6 +15,7 @@ struct ExitStats {
     std::atomic<uint64_t> kicks{0};                  // KVM_RUN returned EINTR
     std::atomic<uint64_t> int3_completions{0};       // INT3 finished for KVM (#BP injected)
     std::atomic<uint64_t> intn_completions{0};       // INT n finished for KVM
+    std::atomic<uint64_t> fwait_completions{0};      // FWAIT finished for KVM
     // Port I/O exits per port, to see where the exits go.
     std::unique_ptr<std::array<std::atomic<uint32_t>, 0x10000>> by_port =
         std::make_unique<std::array<std::atomic<uint32_t>, 0x10000>>();

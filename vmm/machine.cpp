@@ -9,6 +9,10 @@
 #include <spdlog/spdlog.h>
 
 #include "devices/i8042.h"
+#include "devices/pci/pci_host_bridge.h"
+#include "devices/pci/pci_regs.h"
+#include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/virtio_pci.h"
 #include "devices/serial_16550a.h"
 #include "devices/test/test_devices.h"
 #include "irqchip/gsi_layout.h"
@@ -42,6 +46,12 @@ CpuEntryState load_guest(GuestMemory& memory, const MachineConfig& config, CpuPr
         memory, config.kernel, config.initrd.empty() ? std::nullopt : std::optional<std::string>(config.initrd), cmdline);
     MpTableConfig mp;
     mp.cpus = config.cpus;
+    // PCI bus 0: the host bridge in slot 0, disks in slots 1.. (create_devices).
+    mp.pci_bus = true;
+    for (size_t i = 0; i < config.disks.size(); ++i) {
+        const auto slot = static_cast<uint8_t>(i + 1);
+        mp.pci_routes.push_back({slot, 0, gsi::pci_intx_gsi(slot, 0)});
+    }
     // The IOAPIC version the guest will read from the chip in this mode:
     // KVM's own reports 0x11; kvmini's model has the EOI register (0x20).
     if (config.irqchip != IrqChipMode::kKernel) mp.ioapic_version = IoapicConfig{}.version;
@@ -65,6 +75,7 @@ Machine::Machine(const MachineConfig& config)
     KVM_REQUIRE(kvm_, KVM_CAP_EXT_CPUID);
     KVM_REQUIRE(kvm_, KVM_CAP_IMMEDIATE_EXIT);
     KVM_REQUIRE(kvm_, KVM_CAP_SET_TSS_ADDR);
+    KVM_REQUIRE(kvm_, KVM_CAP_IOEVENTFD);
     KVM_IOCTL(vm_.fd(), KVM_SET_TSS_ADDR, kTssAddr);
     uint64_t identity_map = kIdentityMapAddr;
     if (kvm_.check_extension(KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0)
@@ -100,6 +111,18 @@ void Machine::create_devices()
     pio_.add(uart::kCom1Base, uart::kPortCount, *com1_, "COM1 16550A");
     i8042_ = std::make_unique<I8042>([this] { control_.request_stop(0, "guest reset (i8042)"); });
     i8042_->attach(pio_);
+    pci_ = std::make_unique<PciHostBridge>(pio_, mmio_);
+    pio_.add(pci::kConfigAddressPort, pci::kConfigPortsLen, *pci_, "PCI host bridge");
+    for (size_t i = 0; i < config_.disks.size(); ++i) {
+        auto disk = make_virtio_blk_pci(memory_, parse_disk_option(config_.disks[i]));
+        const uint8_t slot = pci_->add_device(*disk, static_cast<uint8_t>(i + 1));
+        disk->connect_irqs(router_.line(gsi::pci_intx_gsi(slot, 0)), router_.msi_sender());
+        // Queue notifications go straight from KVM to the device's I/O
+        // thread (an ioeventfd), without an exit to kvmini; the observer
+        // follows the guest moving the BAR.
+        disk->set_notify_observer([this](const VirtioNotifyRegion& r, bool added) { set_ioeventfd(r, added); });
+        disks_.push_back(std::move(disk));
+    }
     if (config_.test_devices) {
         TestDeviceConfig test;
         test.ram_bytes = memory_.size();
@@ -109,6 +132,21 @@ void Machine::create_devices()
         };
         test_devices_ = std::make_unique<TestDevices>(pio_, router_, test);
     }
+}
+
+void Machine::set_ioeventfd(const VirtioNotifyRegion& region, bool added)
+{
+    kvm_ioeventfd io{};
+    io.addr = region.addr;
+    io.len = region.len;
+    io.fd = region.eventfd;
+    if (region.pio) io.flags |= KVM_IOEVENTFD_FLAG_PIO;
+    if (region.datamatch) {
+        io.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
+        io.datamatch = *region.datamatch;
+    }
+    if (!added) io.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+    KVM_IOCTL(vm_.fd(), KVM_IOEVENTFD, &io);
 }
 
 void Machine::create_vcpus()
@@ -162,8 +200,9 @@ void Machine::print_stats() const
     std::string out = fmt::format("statistics (irqchip {}):\n  exits:", irqchip_->mode_name());
     for (size_t r = 0; r < ExitStats::kReasons; ++r)
         if (auto n = stats_.by_reason[r].load()) out += fmt::format(" {}={}", exit_reason_name(r), n);
-    out += fmt::format("\n  kicks={} int3_completed={} intn_completed={}", stats_.kicks.load(),
-                       stats_.int3_completions.load(), stats_.intn_completions.load());
+    out += fmt::format("\n  kicks={} int3_completed={} intn_completed={} fwait_completed={}", stats_.kicks.load(),
+                       stats_.int3_completions.load(), stats_.intn_completions.load(),
+                       stats_.fwait_completions.load());
     // The ten busiest I/O ports.
     std::vector<std::pair<uint32_t, uint16_t>> ports;
     for (uint32_t p = 0; p < 0x10000; ++p)

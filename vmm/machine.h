@@ -24,6 +24,9 @@ class Serial16550a;
 class I8042;
 class Terminal;
 class TestDevices;
+class PciHostBridge;
+class VirtioPciTransport;
+struct VirtioNotifyRegion;
 
 class Machine {
 public:
@@ -39,6 +42,7 @@ public:
 private:
     void create_devices();
     void create_vcpus();
+    void set_ioeventfd(const VirtioNotifyRegion& region, bool added);
     void print_stats() const;
 
     MachineConfig config_;
@@ -57,6 +61,8 @@ private:
     std::unique_ptr<Serial16550a> com1_;
     std::unique_ptr<I8042> i8042_;
     std::unique_ptr<TestDevices> test_devices_;
+    std::unique_ptr<PciHostBridge> pci_;
+    std::vector<std::unique_ptr<VirtioPciTransport>> disks_;  // slots 1.. in -d order
     std::vector<std::unique_ptr<Vcpu>> vcpus_;
     std::vector<std::thread> threads_;
 };

@@ -19,7 +19,12 @@ namespace {
 // Opcodes KVM's emulator may hand back (Intel SDM vol. 2, INT n/INTO/INT3/INT1).
 constexpr uint8_t kOpInt3 = 0xcc;
 constexpr uint8_t kOpIntN = 0xcd;
+constexpr uint8_t kOpFwait = 0x9b;  // WAIT/FWAIT
 constexpr uint8_t kVectorBreakpoint = 3;
+constexpr uint8_t kVectorDeviceNotAvailable = 7;  // #NM
+constexpr uint8_t kVectorX87Fpu = 16;             // #MF
+constexpr uint64_t kCr0Mp = 1u << 1, kCr0Ts = 1u << 3;
+constexpr uint16_t kFswErrorSummary = 1u << 7;  // x87 status word ES: an unmasked exception is pending
 }  // namespace
 
 const char* exit_reason_name(uint32_t reason)
@@ -178,6 +183,55 @@ std::string VcpuLoop::instruction_bytes(const kvm_regs& regs, const kvm_sregs& s
     return hex.empty() ? "unreadable" : hex;
 }
 
+bool VcpuLoop::complete_instruction(kvm_regs& regs, const kvm_sregs& sregs, const uint8_t* insn, size_t len)
+{
+    // KVM's emulator gives up on these here (HOST-KVM.md). Finish the
+    // instruction for it as the CPU would (Intel SDM vol. 2: INT n/INT3,
+    // WAIT/FWAIT): step past it and deliver what it raises through the
+    // guest's IDT.
+    kvm_vcpu_events events{};
+    KVM_IOCTL(vcpu_.fd(), KVM_GET_VCPU_EVENTS, &events);
+    events.flags = 0;
+    auto raise_exception = [&](uint8_t vector) {
+        events.exception.injected = 1;
+        events.exception.nr = vector;
+        events.exception.has_error_code = 0;
+    };
+    const char* what;
+    if (insn[0] == kOpInt3) {
+        regs.rip += 1;
+        raise_exception(kVectorBreakpoint);
+        stats_.int3_completions.fetch_add(1, std::memory_order_relaxed);
+        what = "INT3";
+    } else if (insn[0] == kOpIntN && len >= 2) {
+        regs.rip += 2;
+        events.interrupt.injected = 1;
+        events.interrupt.nr = insn[1];
+        events.interrupt.soft = 0;
+        stats_.intn_completions.fetch_add(1, std::memory_order_relaxed);
+        what = "INT n";
+    } else if (insn[0] == kOpFwait) {
+        // A no-op unless the FPU is unavailable (#NM, faulting: RIP stays)
+        // or an unmasked x87 exception is pending (#MF, before the WAIT).
+        kvm_fpu fpu{};
+        KVM_IOCTL(vcpu_.fd(), KVM_GET_FPU, &fpu);
+        if ((sregs.cr0 & (kCr0Mp | kCr0Ts)) == (kCr0Mp | kCr0Ts))  // SDM: WAIT/FWAIT #NM condition
+            raise_exception(kVectorDeviceNotAvailable);
+        else if (fpu.fsw & kFswErrorSummary)
+            raise_exception(kVectorX87Fpu);
+        else
+            regs.rip += 1;
+        stats_.fwait_completions.fetch_add(1, std::memory_order_relaxed);
+        what = "FWAIT";
+    } else {
+        return false;
+    }
+    vcpu_.set_regs(regs);
+    KVM_IOCTL(vcpu_.fd(), KVM_SET_VCPU_EVENTS, &events);
+    spdlog::debug("vCPU {}: completed {} for KVM; RIP now {:#x}", vcpu_.index(), what, regs.rip);
+    return true;
+}
+
 void VcpuLoop::handle_internal_error(kvm_run& run)
 {
     kvm_regs regs = vcpu_.regs();
@@ -186,33 +240,8 @@ void VcpuLoop::handle_internal_error(kvm_run& run)
     size_t len = 0;
     const std::string hex = instruction_bytes(regs, sregs, insn, len);
 
-    if (run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION && len >= 1 &&
-        (insn[0] == kOpInt3 || (insn[0] == kOpIntN && len >= 2))) {
-        // KVM's emulator gives up on software interrupts here (HOST-KVM.md).
-        // Finish the instruction for it: step past it and deliver the event
-        // through the guest's IDT, as the CPU would have.
-        kvm_vcpu_events events{};
-        KVM_IOCTL(vcpu_.fd(), KVM_GET_VCPU_EVENTS, &events);
-        if (insn[0] == kOpInt3) {
-            regs.rip += 1;
-            events.exception.injected = 1;
-            events.exception.nr = kVectorBreakpoint;
-            events.exception.has_error_code = 0;
-            stats_.int3_completions.fetch_add(1, std::memory_order_relaxed);
-        } else {
-            regs.rip += 2;
-            events.interrupt.injected = 1;
-            events.interrupt.nr = insn[1];
-            events.interrupt.soft = 0;
-            stats_.intn_completions.fetch_add(1, std::memory_order_relaxed);
-        }
-        events.flags = 0;
-        vcpu_.set_regs(regs);
-        KVM_IOCTL(vcpu_.fd(), KVM_SET_VCPU_EVENTS, &events);
-        spdlog::debug("vCPU {}: completed {} at {:#x} for KVM", vcpu_.index(), insn[0] == kOpInt3 ? "INT3" : "INT n",
-                      regs.rip);
+    if (run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION && len >= 1 && complete_instruction(regs, sregs, insn, len))
         return;
-    }
 
     spdlog::error("vCPU {}: KVM internal error, suberror {}{}; registers:\n{}", vcpu_.index(), run.internal.suberror,
                   run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION ? " (instruction emulation failed)" : "",

@@ -33,9 +33,10 @@ private:
     void handle_io(kvm_run& run);
     void handle_mmio(kvm_run& run);
     void handle_system_event(kvm_run& run);
-    // KVM_EXIT_INTERNAL_ERROR: finishes INT3 / INT n for KVM's emulator, or
-    // stops the machine with a report.
+    // KVM_EXIT_INTERNAL_ERROR: finishes INT3, INT n and FWAIT for KVM's
+    // emulator (complete_instruction), or stops the machine with a report.
     void handle_internal_error(kvm_run& run);
+    bool complete_instruction(kvm_regs& regs, const kvm_sregs& sregs, const uint8_t* insn, size_t len);
     // Up to 15 bytes at the guest's CS:RIP (fewer where memory ends).
     std::string instruction_bytes(const kvm_regs& regs, const kvm_sregs& sregs, uint8_t* out, size_t& len);
 

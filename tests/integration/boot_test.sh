@@ -2,7 +2,13 @@
 # Boots the reference Linux guest with kvmini and checks the kernel's own
 # lines on the serial console.
 #
-#   boot_test.sh MODE CPUS [extra kvmini args...]
+#   boot_test.sh MODE CPUS [ROOT] [extra kvmini args...]
+#
+# ROOT: initramfs (default), or disk-msix / disk-intx: the root file system
+# comes from a virtio-blk image (guests/linux/build-rootfs.sh, made with
+# mke2fs -d, no loop mount), the disk interrupting by MSI-X or by INTx
+# (pci=nomsi); checked: the disk probed as vda, the root mounted from it and
+# /sbin/init run from it.
 #
 # Always checked: ttyS0 probed as a 16550A at IRQ 4, the IOAPIC found through
 # the MP table, `Run /init` reached, and with CPUS > 1 every CPU brought up.
@@ -22,9 +28,11 @@ cd "$(dirname "$0")/../.."
 mode=${1:?mode}
 cpus=${2:?cpus}
 shift 2
-name="boot linux irqchip=$mode cpus=$cpus${*:+ $*}"
+root=initramfs
+case ${1:-} in initramfs|disk-msix|disk-intx) root=$1; shift ;; esac
+name="boot linux irqchip=$mode cpus=$cpus root=$root${*:+ $*}"
 timeout_s=${KVMINI_BOOT_TIMEOUT:-900}
-out=build/boot-test/$mode-$cpus
+out=build/boot-test/$mode-$cpus-$root
 mkdir -p "$out"
 
 result() {
@@ -35,18 +43,29 @@ result() {
 }
 
 vmlinux=$(guests/linux/build-kernel.sh | tail -n 1) || result FAIL "kernel build failed"
-initrd=$(guests/linux/build-initramfs.sh "$out/initramfs.cpio" | tail -n 1) || result FAIL "initramfs build failed"
+root_args=()
+init_line='Run /init as init process'
+if [ "$root" = initramfs ]; then
+  initrd=$(guests/linux/build-initramfs.sh "$out/initramfs.cpio" | tail -n 1) || result FAIL "initramfs build failed"
+  root_args=(-i "$initrd")
+else
+  disk=$(guests/linux/build-rootfs.sh "$out/rootfs.img" | tail -n 1) || result FAIL "root disk build failed"
+  root_args=(-d "$disk")
+  init_line='Run /sbin/init as init process'
+fi
 
 hardware=0
 grep -qwE 'vmx|svm' /proc/cpuinfo && hardware=1
 
 params="console=ttyS0 lpj=5000000 tsc=reliable panic=-1 reboot=k"
+[ "$root" = initramfs ] || params="$params root=/dev/vda"
+[ "$root" = disk-intx ] && params="$params pci=nomsi"
 [ "$mode" = kernel ] || params="$params clearcpuid=tsc_deadline_timer noapictimer"
 
 log=$out/console.log
 err=$out/kvmini.log
 start=$(date +%s.%N)
-"${KVMINI:-build/kvmini}" run -k "$vmlinux" -i "$initrd" -m 128 -c "$cpus" --irqchip "$mode" --stats \
+"${KVMINI:-build/kvmini}" run -k "$vmlinux" "${root_args[@]}" -m 128 -c "$cpus" --irqchip "$mode" --stats \
   -p "$params" "$@" </dev/null >"$log" 2>"$err" &
 pid=$!
 
@@ -57,7 +76,7 @@ seen_init_at=
 while kill -0 "$pid" 2>/dev/null; do
   now=$(date +%s)
   if [ "$now" -ge "$deadline" ]; then break; fi
-  if [ "$hardware" = 0 ] && [ -z "$seen_init_at" ] && grep -q 'Run /init as init process' "$log"; then
+  if [ "$hardware" = 0 ] && [ -z "$seen_init_at" ] && grep -q "$init_line" "$log"; then
     seen_init_at=$now
   fi
   if [ -n "$seen_init_at" ] && [ "$now" -ge $((seen_init_at + 30)) ]; then break; fi
@@ -71,13 +90,25 @@ fi
 wait "$pid"
 status=$?
 elapsed=$(echo "$(date +%s.%N) - $start" | bc)
-to_init=$(grep -m1 'Run /init as init process' "$log" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p')
+to_init=$(grep -m1 "$init_line" "$log" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p')
 
 fail=()
 grep -qE 'ttyS0 at I/O 0x3f8 \(irq = 4, base_baud = 115200\) is a 16550A' "$log" || fail+=("no 16550A ttyS0 at IRQ 4")
 grep -q 'Intel MultiProcessor Specification' "$log" || fail+=("MP table not found")
 grep -qE 'IOAPIC\[0\]: apic_id [0-9]+, version [0-9]+, address 0xfec00000, GSI 0-23' "$log" || fail+=("IOAPIC not found through the MP table")
-grep -q 'Run /init as init process' "$log" || fail+=("Run /init not reached")
+grep -q "$init_line" "$log" || fail+=("'$init_line' not reached")
+if [ "$root" != initramfs ]; then
+  grep -qE 'virtio_blk virtio[0-9]+: \[vda\]' "$log" || fail+=("virtio-blk disk not probed as vda")
+  grep -q 'VFS: Mounted root' "$log" || fail+=("root not mounted from the disk")
+  msis=$(sed -n 's/.*msis=\([0-9]*\).*/\1/p' "$err" | tail -n 1)
+  if [ "$root" = disk-msix ]; then
+    [ "${msis:-0}" -ge 5 ] || fail+=("the disk sent only ${msis:-0} MSIs")
+  else
+    raises=$(sed -n 's/.*gsi_raises=\([0-9]*\).*/\1/p' "$err" | tail -n 1)
+    [ "${raises:-0}" -ge 5 ] || fail+=("only ${raises:-0} interrupt lines raised: the disk's INTx did not work")
+    [ "$mode" != kernel ] || [ "${msis:-0}" -eq 0 ] || fail+=("${msis} MSIs sent despite pci=nomsi")
+  fi
+fi
 if [ "$cpus" -gt 1 ]; then
   grep -qE "smp: Brought up 1 node, $cpus CPUs" "$log" || fail+=("not all $cpus CPUs up")
 fi
@@ -92,7 +123,7 @@ if [ "$hardware" = 1 ]; then
 fi
 grep -q 'kvmini: error' "$err" && fail+=("kvmini error: $(grep -m1 'kvmini: error' "$err")")
 
-echo "boot test: irqchip=$mode cpus=$cpus: kvmini exit $status after ${elapsed}s (timed out: $timed_out); guest time to Run /init: ${to_init:-never} s"
+echo "boot test: irqchip=$mode cpus=$cpus root=$root: kvmini exit $status after ${elapsed}s (timed out: $timed_out); guest time to Run /init: ${to_init:-never} s"
 tail -n 12 "$err" | sed 's/^/  kvmini: /'
 if [ "$hardware" = 0 ]; then
   echo "boot test: software-KVM host (no VMX/SVM): Linux userspace cannot run here, so the boot test ends at 'Run /init'"
