@@ -20,6 +20,9 @@ struct ExitStats {
     std::unique_ptr<std::array<std::atomic<uint32_t>, 0x10000>> by_port =
         std::make_unique<std::array<std::atomic<uint32_t>, 0x10000>>();
 
+    // Nanoseconds (steady clock) at the first KVM_RUN of any vCPU; 0 before.
+    std::atomic<int64_t> first_run_ns{0};
+
     void count(uint32_t reason)
     {
         by_reason[reason < kReasons ? reason : kReasons - 1].fetch_add(1, std::memory_order_relaxed);

@@ -1,6 +1,8 @@
 #include "vmm/machine.h"
 
 #include <poll.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 
 #include <chrono>
@@ -61,8 +63,9 @@ CpuEntryState load_guest(GuestMemory& memory, const MachineConfig& config, CpuPr
 
 }  // namespace
 
-Machine::Machine(const MachineConfig& config)
-    : config_(config),
+Machine::Machine(const MachineConfig& config, int64_t start_ns)
+    : start_ns_(start_ns),
+      config_(config),
       cpu_profile_(config.cpu_profile.value_or(detect_cpu_profile())),
       memory_(config.mem_mib << 20),
       entry_(load_guest(memory_, config, cpu_profile_)),
@@ -195,6 +198,29 @@ int Machine::run(int signal_fd)
     return control_.exit_status();
 }
 
+std::string Machine::memory_report() const
+{
+    // Peak RSS minus the guest RAM that is resident (pages the guest or the
+    // loaders touched): what kvmini itself costs.
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    const uint64_t peak = static_cast<uint64_t>(usage.ru_maxrss) * 1024;
+    const long page = ::sysconf(_SC_PAGESIZE);
+    uint64_t resident = 0;
+    std::vector<unsigned char> pages;
+    for (const MemoryRegion& r : memory_.regions()) {
+        pages.resize((r.size + page - 1) / page);
+        if (::mincore(r.host, r.size, pages.data()) == 0)
+            for (unsigned char p : pages) resident += (p & 1) ? page : 0;
+    }
+    std::string out = fmt::format("\n  memory: peak RSS {:.1f} MiB, guest RAM resident {:.1f} MiB, kvmini beyond it {:.1f} MiB",
+                                  peak / 1048576.0, resident / 1048576.0,
+                                  (peak > resident ? peak - resident : 0) / 1048576.0);
+    if (const int64_t first = stats_.first_run_ns.load())
+        out += fmt::format("\n  start-up: main() to the first KVM_RUN {:.2f} ms", (first - start_ns_) / 1e6);
+    return out;
+}
+
 void Machine::print_stats() const
 {
     std::string out = fmt::format("statistics (irqchip {}):\n  exits:", irqchip_->mode_name());
@@ -215,6 +241,7 @@ void Machine::print_stats() const
                        irq.injections, irq.eois);
     out += fmt::format("\n  unclaimed: pio reads={} writes={}, mmio reads={} writes={}", pio_.unclaimed_reads(),
                        pio_.unclaimed_writes(), mmio_.unclaimed_reads(), mmio_.unclaimed_writes());
+    out += memory_report();
     fmt::print(stderr, "{}\n", out);
 }
 

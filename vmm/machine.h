@@ -31,7 +31,8 @@ struct VirtioNotifyRegion;
 class Machine {
 public:
     // Builds everything and loads the guest; throws Error with the reason.
-    explicit Machine(const MachineConfig& config);
+    // `start_ns`: when kvmini started (steady clock), for the start-up figure.
+    Machine(const MachineConfig& config, int64_t start_ns);
     ~Machine();
 
     // Runs the guest until it stops (power-off, reset, failure, Ctrl-A x, a
@@ -44,7 +45,9 @@ private:
     void create_vcpus();
     void set_ioeventfd(const VirtioNotifyRegion& region, bool added);
     void print_stats() const;
+    std::string memory_report() const;
 
+    int64_t start_ns_;
     MachineConfig config_;
     CpuProfile cpu_profile_;
     GuestMemory memory_;

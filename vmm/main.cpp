@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/signalfd.h>
 
+#include <chrono>
 #include <iostream>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -40,6 +41,7 @@ int block_stop_signals()
 
 int main(int argc, char** argv)
 {
+    const int64_t start_ns = std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1);
     using kvmini::CliResult;
     const CliResult cli = kvmini::parse_cli(argc, argv, std::cout, std::cerr);
     if (cli.action == CliResult::Action::kExit) return cli.exit_status;
@@ -53,7 +55,7 @@ int main(int argc, char** argv)
     ::signal(SIGPIPE, SIG_IGN);
     try {
         const int signal_fd = block_stop_signals();
-        kvmini::Machine machine(cli.config);
+        kvmini::Machine machine(cli.config, start_ns);
         const int status = machine.run(signal_fd);
         if (status != 0) std::cerr << "kvmini: " << machine.stop_reason() << "\n";
         return status;

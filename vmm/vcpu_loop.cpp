@@ -2,6 +2,8 @@
 
 #include <sys/ioctl.h>
 
+#include <chrono>
+
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
@@ -87,6 +89,9 @@ void VcpuLoop::run_until_stopped()
 {
     vcpu_.bind_to_current_thread();
     kvm_run& run = *vcpu_.run();
+    int64_t unset = 0;
+    stats_.first_run_ns.compare_exchange_strong(
+        unset, std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1));
     while (!control_.stopping()) {
         irqchip_.before_run(vcpu_);
         if (::ioctl(vcpu_.fd(), KVM_RUN, 0) < 0) {
