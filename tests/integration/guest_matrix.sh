@@ -13,6 +13,7 @@
 #
 # Each run:  build/kvmini run --test-devices --stats -k GUEST.elf -c N
 #            --irqchip MODE -m 32 -p "mode=MODE mem=32 cpus=N ..."
+#            (msi also -d build/guest-matrix/msi.img, a fresh 1 MiB image)
 # under a timeout, console and kvmini's own output captured in
 # build/guest-matrix/GUEST.MODE.{console,kvmini}.log. A guest passes when it
 # ends through isa-debug-exit with 0 (kvmini status 1) AND printed
@@ -74,8 +75,11 @@ guests=(
   "pit_policy|1|pit_policy=$pit_policy|n/a:KVM's PIT, not kvmini's policy|run|run"
   "serial|1||run|run|run"
   "softint|1||run|run|run"
-  "msi|-||n/a:no PCI device with MSI yet|n/a:no PCI device with MSI yet|n/a:no PCI device with MSI yet"
+  "msi|1||run|run|run"
 )
+# Guests that need a disk: msi drives a virtio-blk PCI device (MSI-X), given
+# this 1 MiB image (the image's base name is the device's GET_ID string).
+declare -A disk=([msi]=$out/msi.img)
 
 case $vmm in
   kvmini) ;;
@@ -90,6 +94,7 @@ case $vmm in
 esac
 
 mkdir -p "$out"
+for image in "${disk[@]}"; do rm -f "$image" && truncate -s 1M "$image"; done
 if ((build)); then
   targets=(guests)
   [ "$vmm" = kvmini ] && [ "$kvmini" = build/kvmini ] && targets+=(build/kvmini)
@@ -117,6 +122,7 @@ vmm_command() {
   if [ "$vmm" = kvmini ]; then
     cmd=("$kvmini" run --test-devices --stats -k "$elf" -c "$cpus" --irqchip "$mode" -m "$mem_mib"
          -p "mode=$mode mem=$mem_mib cpus=$cpus${extra:+ $extra}")
+    [ -n "${disk[$name]:-}" ] && cmd+=(-d "${disk[$name]}")
     return
   fi
   # QEMU's Multiboot loader takes ELF32 only; the image is the same.
@@ -137,6 +143,9 @@ vmm_command() {
   esac
   # QEMU's PIT reinjects lost ticks only in KVM (kernel-irqchip=on).
   [ "$name" = pit_policy ] && extra="pit_policy=$([ "$mode" = kvm-kernel ] && echo reinject || echo discard)"
+  # A transitional virtio-blk-pci (1af4:1001, MSI-X), as kvmini's -d gives.
+  [ -n "${disk[$name]:-}" ] &&
+    accel+=(-drive "file=${disk[$name]},if=none,id=disk0,format=raw" -device virtio-blk-pci,drive=disk0,serial=msi.img)
   cmd=("$qemu" "${accel[@]}" -m "$mem_mib" -smp "$cpus" -display none -serial stdio -monitor none -no-reboot
        -device isa-debug-exit,iobase=0xf4,iosize=4 -device pc-testdev -kernel "$out/$name.elf32"
        -append "mode=$guest_mode mem=$mem_mib cpus=$cpus${extra:+ $extra}")

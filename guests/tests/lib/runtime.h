@@ -38,8 +38,24 @@ static inline u8 inb(u16 port)
     __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
     return v;
 }
+static inline u16 inw(u16 port)
+{
+    u16 v;
+    __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+static inline u32 inl(u16 port)
+{
+    u32 v;
+    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
 static inline u32 mmio_read32(unsigned long addr) { return *(volatile u32 *)addr; }
 static inline void mmio_write32(unsigned long addr, u32 v) { *(volatile u32 *)addr = v; }
+static inline u8 mmio_read8(unsigned long addr) { return *(volatile u8 *)addr; }
+static inline void mmio_write8(unsigned long addr, u8 v) { *(volatile u8 *)addr = v; }
+static inline u16 mmio_read16(unsigned long addr) { return *(volatile u16 *)addr; }
+static inline void mmio_write16(unsigned long addr, u16 v) { *(volatile u16 *)addr = v; }
 static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
 static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
 /* STI's one-instruction interrupt shadow makes "sti; hlt" atomic: an interrupt
@@ -318,6 +334,43 @@ void pit_start(u32 mode, u32 count);
 void pit_stop(void);                      /* mode 0 with a maximal count, never reaches IRQ 0 in time */
 u32 pit_read_count(void);                 /* counter latch command */
 u8 pit_read_status(void);                 /* read-back command: status of channel 0 */
+
+/* ---- PCI configuration space, mechanism #1 (PCI 3.0 3.2.2.3.2; pci.c) ----
+ * A function is named by bdf = bus << 8 | device << 3 | function. */
+#define PCI_BDF(bus, dev, fn) ((u32)(bus) << 8 | (u32)(dev) << 3 | (u32)(fn))
+#define PCI_VENDOR_ID 0x00
+#define PCI_COMMAND 0x04                  /* 6.2.2 */
+#define PCI_STATUS 0x06                   /* 6.2.3 */
+#define PCI_HEADER_TYPE 0x0e
+#define PCI_BAR0 0x10
+#define PCI_CAP_PTR 0x34
+#define PCI_CMD_IO 0x0001
+#define PCI_CMD_MEMORY 0x0002
+#define PCI_CMD_BUS_MASTER 0x0004
+#define PCI_CMD_INTX_DISABLE 0x0400
+#define PCI_STATUS_INTERRUPT 0x0008
+#define PCI_STATUS_CAP_LIST 0x0010
+#define PCI_CAP_ID_VENDOR 0x09
+#define PCI_CAP_ID_MSIX 0x11              /* 6.8.2 */
+#define MSIX_CONTROL 2                    /* Message Control, in the capability */
+#define MSIX_TABLE 4                      /* Table Offset / BIR */
+#define MSIX_PBA 8                        /* PBA Offset / BIR */
+#define MSIX_CONTROL_ENABLE 0x8000
+#define MSIX_CONTROL_FUNCTION_MASK 0x4000
+#define MSIX_ENTRY_SIZE 16                /* address lo, address hi, data, vector control */
+#define MSIX_ENTRY_VECTOR_MASKED 1
+u32 pci_read32(u32 bdf, u32 off);
+u16 pci_read16(u32 bdf, u32 off);
+u8 pci_read8(u32 bdf, u32 off);
+void pci_write32(u32 bdf, u32 off, u32 v);
+void pci_write16(u32 bdf, u32 off, u16 v);
+/* Bus 0 (functions 1-7 only of multi-function devices): 1 and *bdf if found. */
+int pci_find(u16 vendor, u16 device, u32 *bdf);
+/* The first capability `id` after the one at `after` (0: from the start of
+ * the list); 0 if none. The walk stops after 48 entries (a looping list). */
+u8 pci_find_cap(u32 bdf, u8 id, u8 after);
+/* The address a BAR decodes (both halves of a 64-bit memory BAR). */
+u64 pci_bar(u32 bdf, u32 bar);
 
 /* ---- 16550A UART on COM1 ---- */
 #define COM1 0x3f8
