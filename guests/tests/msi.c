@@ -4,7 +4,9 @@
  * sets up virtqueue 0 through the modern interface with that entry as its
  * vector, and makes the device interrupt by completing VIRTIO_BLK_T_GET_ID
  * requests. Then: per-vector mask (no message, PBA bit set; unmasking sends
- * it and clears the bit) and the function mask (the same, for all vectors).
+ * it and clears the bit), the function mask (the same, for all vectors), and
+ * with MSI-X disabled the fall-back to INTx (ISR bit, PCI status interrupt
+ * bit; the IOAPIC pin stays masked).
  *
  * Reference: PCI Local Bus Specification 3.0, 6.7 (capability list), 6.8.2
  * (MSI-X capability: Message Control enable bit 15, function mask bit 14,
@@ -34,6 +36,7 @@
 #define VCAP_NOTIFY_MULTIPLIER 16
 #define VCAP_COMMON 1
 #define VCAP_NOTIFY 2
+#define VCAP_ISR 3
 /* Common configuration (4.1.4.3). */
 #define CC_DEVICE_FEATURE_SELECT 0x00
 #define CC_DEVICE_FEATURE 0x04
@@ -103,7 +106,7 @@ static void config_irq(struct frame *f)
 
 static u32 bdf;
 static u8 msix_cap;
-static unsigned long common, notify, table, pba;
+static unsigned long common, notify, isr, table, pba;
 static u32 notify_mult;
 static u16 avail_next;
 
@@ -148,7 +151,7 @@ static void find_device(void)
     pba = (unsigned long)(pbar + (pb & ~7u));
     check((ctrl & 0x7ff) + 1 >= 2 && !(ctrl & (MSIX_CONTROL_ENABLE | MSIX_CONTROL_FUNCTION_MASK)) && tbar &&
               tbar < 0x100000000ull && pbar < 0x100000000ull,
-          "MSI-X: %u vectors, disabled and unmasked at reset, table BAR%u+%#x at %#lx, PBA BAR%u+%#x",
+          "MSI-X: %u vectors, disabled and function mask clear at reset, table BAR%u+%#x at %#lx, PBA BAR%u+%#x",
           (ctrl & 0x7ff) + 1, tbl & 7, tbl & ~7u, table, pb & 7, pb & ~7u);
     if (!tbar || tbar >= 0x100000000ull || pbar >= 0x100000000ull) fail_now("MSI-X BAR outside the identity map");
 
@@ -156,16 +159,18 @@ static void find_device(void)
     u32 mult = 0;
     for (u8 at = 0, n = 0; n < 8 && (at = pci_find_cap(bdf, PCI_CAP_ID_VENDOR, at)); n++) {
         u8 type = pci_read8(bdf, at + VCAP_CFG_TYPE);
-        if (type != VCAP_COMMON && type != VCAP_NOTIFY) continue;
+        if (type != VCAP_COMMON && type != VCAP_NOTIFY && type != VCAP_ISR) continue;
         u64 base = pci_bar(bdf, pci_read8(bdf, at + VCAP_BAR)) + pci_read32(bdf, at + VCAP_OFFSET);
         if (type == VCAP_COMMON && !common) common = (unsigned long)base;
+        if (type == VCAP_ISR && !isr) isr = (unsigned long)base;
         if (type == VCAP_NOTIFY && !notify) {
             notify = (unsigned long)base;
             mult = pci_read32(bdf, at + VCAP_NOTIFY_MULTIPLIER);
         }
     }
-    if (!check(common && notify && common < 0x100000000ull && notify < 0x100000000ull,
-               "virtio common cfg at %#lx, notify at %#lx (multiplier %u)", common, notify, mult))
+    if (!check(common && notify && isr && common < 0x100000000ull && notify < 0x100000000ull &&
+                   isr < 0x100000000ull,
+               "virtio common cfg at %#lx, notify at %#lx (multiplier %u), ISR at %#lx", common, notify, mult, isr))
         fail_now("no usable virtio modern interface");
     notify_mult = mult;  /* queue 0's notify_off is added in setup_queue */
 }
@@ -303,5 +308,21 @@ void test_main(void)
     u16 status = pci_read16(bdf, PCI_STATUS);
     check(config_irqs == 0 && !bad_vector && unexpected_total() == 0 && !(status & PCI_STATUS_INTERRUPT),
           "no other interrupts (config %u, unexpected %u, PCI status %#x)", config_irqs, unexpected_total(), status);
+
+    /* 4. MSI-X disabled: the device falls back to INTx (4.1.5.3/4.1.5.4:
+     * ISR bit 0 and the INTx level, lowered by reading ISR). The IOAPIC pin
+     * stays masked; the level shows in the PCI status register. */
+    pci_write16(bdf, msix_cap + MSIX_CONTROL, 0);
+    submit();
+    done = wait_used(4, 1000000);
+    hlt_for(2000);
+    status = pci_read16(bdf, PCI_STATUS);
+    u8 isr_bits = mmio_read8(isr);
+    u16 status_after = pci_read16(bdf, PCI_STATUS);
+    check(done && queue_irqs == 3, "MSI-X disabled: request 4 completes (used idx %u), no message (count %u)",
+          used.idx, queue_irqs);
+    check((status & PCI_STATUS_INTERRUPT) && (isr_bits & 1) && !(status_after & PCI_STATUS_INTERRUPT),
+          "MSI-X disabled: INTx instead (PCI status %#x, ISR %#x, status %#x after reading ISR)", status, isr_bits,
+          status_after);
     mmio_write8(common + CC_DEVICE_STATUS, 0);  /* reset the device */
 }
