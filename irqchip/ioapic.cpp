@@ -168,40 +168,27 @@ void Ioapic::evaluate(unsigned pin, bool edge_possible)
         p.held = true;
     }
     ++stats_.deliveries;
-    events_.push_back(Event{false, d});
+    outbox_.push(Event{false, d});
 }
 
 void Ioapic::deliver(std::unique_lock<std::mutex>& lock)
 {
-    if (delivering_) return;  // someone (maybe an outer frame) is delivering
-    delivering_ = true;
-    struct Done {
-        bool& flag;
-        ~Done() { flag = false; }
-    } done{delivering_};
-    while (!events_.empty()) {
-        const Event e = events_.front();
-        events_.pop_front();
-        lock.unlock();
-        try {
+    outbox_.drain(
+        lock,
+        [this](const Event& e) {
             if (e.is_eoi) {
                 if (on_eoi_) on_eoi_(e.delivery.pin, e.delivery.vector);
             } else if (deliver_) {
                 deliver_(e.delivery);
             }
-        } catch (...) {
-            lock.lock();
-            if (!e.is_eoi) pins_[e.delivery.pin].in_flight = false;
-            throw;
-        }
-        lock.lock();
-        if (!e.is_eoi) {
-            // Accepted: the pin may send again. A level input whose remote
-            // IRR was cleared meanwhile is looked at again.
+        },
+        [this](const Event& e, bool accepted) {
+            if (e.is_eoi) return;
+            // The pin may send again. A level input whose remote IRR was
+            // cleared meanwhile is looked at again once the message was taken.
             pins_[e.delivery.pin].in_flight = false;
-            evaluate(e.delivery.pin, false);
-        }
-    }
+            if (accepted) evaluate(e.delivery.pin, false);
+        });
 }
 
 void Ioapic::set_irq(unsigned pin, bool asserted)
@@ -232,7 +219,7 @@ void Ioapic::eoi_locked(uint8_t vector)
             IoapicDelivery d;
             d.pin = static_cast<uint8_t>(i);
             d.vector = vector;
-            events_.push_back(Event{true, d});
+            outbox_.push(Event{true, d});
         }
         evaluate(i, false);
     }

@@ -55,6 +55,7 @@
 #include <optional>
 
 #include "devices/bus.h"
+#include "irqchip/ordered_outbox.h"
 #include "irqchip/gsi_layout.h"
 #include "irqchip/irq_line.h"
 
@@ -183,8 +184,7 @@ private:
     uint8_t id_ = 0;
     std::array<Pin, kPins> pins_{};
     IoapicStats stats_;
-    std::deque<Event> events_;
-    bool delivering_ = false;
+    OrderedOutbox<Event> outbox_;
 };
 
 }  // namespace kvmini

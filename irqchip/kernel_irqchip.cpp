@@ -7,9 +7,9 @@
 #include <spdlog/spdlog.h>
 
 #include "irqchip/gsi_layout.h"
+#include "irqchip/kvm_irq.h"
 #include "vmm/error.h"
 #include "vmm/kvm.h"
-#include "vmm/kvm_list.h"
 
 namespace kvmini {
 
@@ -54,9 +54,7 @@ void KernelIrqChip::create(Vm& vm)
     KVM_IOCTL(vm_fd_, KVM_CREATE_IRQCHIP, 0);
 
     const auto entries = pc_routing();
-    KvmList<kvm_irq_routing_entry> routing{std::span<const kvm_irq_routing_entry>(entries)};
-    checked_ioctl(vm_fd_, kvm_ioctl::kSetGsiRouting, reinterpret_cast<unsigned long>(routing.data()),
-                  "KVM_SET_GSI_ROUTING");
+    kvm_irq::set_gsi_routing(vm_fd_, entries);
 
     kvm_pit_config pit{};
     pit.flags = KVM_PIT_SPEAKER_DUMMY;  // KVM answers port 0x61 itself
@@ -75,13 +73,8 @@ void KernelIrqChip::set_gsi_level(uint32_t gsi, bool level)
 
 void KernelIrqChip::send_msi(const MsiMessage& msg)
 {
-    kvm_msi msi{};
-    msi.address_lo = static_cast<uint32_t>(msg.address);
-    msi.address_hi = static_cast<uint32_t>(msg.address >> 32);
-    msi.data = msg.data;
     msis_.fetch_add(1, std::memory_order_relaxed);
-    // 0: the guest blocked it (e.g. masked at the LAPIC); not an error.
-    KVM_IOCTL(vm_fd_, KVM_SIGNAL_MSI, &msi);
+    kvm_irq::signal_msi(vm_fd_, msg);
 }
 
 IrqChipStats KernelIrqChip::stats() const

@@ -170,7 +170,7 @@ void Pic8259Pair::intack(Chip& c, unsigned ir)
 void Pic8259Pair::clear_isr(Chip& c, unsigned ir)
 {
     c.isr &= static_cast<uint8_t>(~bit(ir));
-    if (on_eoi_) events_.push_back(Event{true, is_master(c) ? ir : ir + 8});
+    if (on_eoi_) outbox_.push(Event{true, is_master(c) ? ir : ir + 8});
 }
 
 // Called after every change: the slave's INT drives the master's IR2, the
@@ -181,33 +181,18 @@ void Pic8259Pair::update_locked()
     const bool level = pending_request(chips_[0]) >= 0;
     if (level != int_level_) {
         int_level_ = level;
-        if (on_output_) events_.push_back(Event{false, level});
+        if (on_output_) outbox_.push(Event{false, level});
     }
 }
 
 void Pic8259Pair::deliver(std::unique_lock<std::mutex>& lock)
 {
-    if (delivering_) return;  // someone (maybe an outer frame) is delivering
-    delivering_ = true;
-    struct Done {
-        bool& flag;
-        ~Done() { flag = false; }
-    } done{delivering_};
-    while (!events_.empty()) {
-        const Event e = events_.front();
-        events_.pop_front();
-        lock.unlock();
-        try {
-            if (e.is_eoi)
-                on_eoi_(e.value);
-            else
-                on_output_(e.value != 0);
-        } catch (...) {
-            lock.lock();
-            throw;
-        }
-        lock.lock();
-    }
+    outbox_.drain(lock, [this](const Event& e) {
+        if (e.is_eoi)
+            on_eoi_(e.value);
+        else
+            on_output_(e.value != 0);
+    });
 }
 
 void Pic8259Pair::set_irq(unsigned irq, bool level)

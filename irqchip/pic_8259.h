@@ -45,6 +45,7 @@
 #include <mutex>
 
 #include "devices/bus.h"
+#include "irqchip/ordered_outbox.h"
 
 namespace kvmini {
 
@@ -178,8 +179,7 @@ private:
     Chip chips_[2];
     bool int_level_ = false;  // last INT level queued
     PicStats stats_;
-    std::deque<Event> events_;
-    bool delivering_ = false;
+    OrderedOutbox<Event> outbox_;
     PortDevice master_dev_{*this, kMasterBase};
     PortDevice slave_dev_{*this, kSlaveBase};
     PortDevice elcr_dev_{*this, kElcrBase};

@@ -263,30 +263,13 @@ void Pit8254::pulse()
 {
     ++stats_.irqs;
     if (!irq0_) return;
-    events_.push_back(true);
-    events_.push_back(false);
+    outbox_.push(true);
+    outbox_.push(false);
 }
 
 void Pit8254::deliver(std::unique_lock<std::mutex>& lock)
 {
-    if (delivering_) return;  // someone (maybe an outer frame) is delivering
-    delivering_ = true;
-    struct Done {
-        bool& flag;
-        ~Done() { flag = false; }
-    } done{delivering_};
-    while (!events_.empty()) {
-        const bool level = events_.front();
-        events_.pop_front();
-        lock.unlock();
-        try {
-            irq0_(level);
-        } catch (...) {
-            lock.lock();
-            throw;
-        }
-        lock.lock();
-    }
+    outbox_.drain(lock, [this](bool level) { irq0_(level); });
 }
 
 // ---- Registers ----

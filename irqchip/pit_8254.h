@@ -57,6 +57,7 @@
 #include <optional>
 
 #include "devices/bus.h"
+#include "irqchip/ordered_outbox.h"
 
 namespace kvmini {
 
@@ -210,8 +211,7 @@ private:
     uint64_t pending_ = 0;
     bool in_flight_ = false;
     PitStats stats_;
-    std::deque<bool> events_;
-    bool delivering_ = false;
+    OrderedOutbox<bool> outbox_;
     PortDevice timer_dev_{*this, kBase};
     PortDevice port_b_dev_{*this, kPortB};
 };

@@ -6,10 +6,10 @@
 
 #include "devices/bus.h"
 #include "irqchip/gsi_layout.h"
+#include "irqchip/kvm_irq.h"
 #include "irqchip/pit_timer.h"
 #include "vmm/error.h"
 #include "vmm/kvm.h"
-#include "vmm/kvm_list.h"
 #include "vmm/memory_layout.h"
 
 namespace kvmini {
@@ -97,13 +97,8 @@ void SplitIrqChip::set_gsi_level(uint32_t gsi, bool level)
 
 void SplitIrqChip::send_msi(const MsiMessage& msg)
 {
-    kvm_msi msi{};
-    msi.address_lo = static_cast<uint32_t>(msg.address);
-    msi.address_hi = static_cast<uint32_t>(msg.address >> 32);
-    msi.data = msg.data;
     msis_.fetch_add(1, std::memory_order_relaxed);
-    // Returns 0 when no LAPIC took it (guest-side masking): not an error.
-    KVM_IOCTL(vm_fd_, KVM_SIGNAL_MSI, &msi);
+    kvm_irq::signal_msi(vm_fd_, msg);
 }
 
 void SplitIrqChip::deliver(const IoapicDelivery& d)
@@ -169,9 +164,7 @@ void SplitIrqChip::sync_routes()
         e.u.msi.data = wanted[pin]->data;
         entries.push_back(e);
     }
-    KvmList<kvm_irq_routing_entry> routing{std::span<const kvm_irq_routing_entry>(entries)};
-    checked_ioctl(vm_fd_, kvm_ioctl::kSetGsiRouting, reinterpret_cast<unsigned long>(routing.data()),
-                  "KVM_SET_GSI_ROUTING");
+    kvm_irq::set_gsi_routing(vm_fd_, entries);
     routes_ = wanted;
     routes_installed_ = true;
     if (spdlog::should_log(spdlog::level::debug)) {
