@@ -84,6 +84,13 @@ modes=("${uniq_modes[@]}")
 [[ $timeout_s =~ ^[1-9][0-9]*$ ]] || { say "--timeout needs a positive number of seconds"; exit 2; }
 if [ -n "$extra" ]; then
     kvmini_cmdline="$kvmini_cmdline $extra"
+    # Linux reads only the first clearcpuid=: merge a clearcpuid= from
+    # --extra into QEMU's own list (kvmini merges it into its safe profile).
+    extra_clear=$(sed -n 's/.*clearcpuid=\([^ ]*\).*/\1/p' <<<"$extra")
+    if [ -n "$extra_clear" ]; then
+        qemu_cmdline="${qemu_cmdline/clearcpuid=smap,popcnt,xsave/clearcpuid=smap,popcnt,xsave,$extra_clear}"
+        extra=$(sed 's/clearcpuid=[^ ]*//' <<<"$extra")
+    fi
     qemu_cmdline="$qemu_cmdline $extra"
 fi
 
