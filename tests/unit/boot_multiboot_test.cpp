@@ -3,6 +3,8 @@
 // using the header's address fields (flag 16); then corrupted copies. The
 // boot information structure is read back at the offsets of spec 3.3.
 #include <gtest/gtest.h>
+
+#include "tests/unit/boot_test_util.h"
 #include <stdlib.h>
 
 #include <cstdint>
@@ -26,41 +28,7 @@ constexpr uint64_t kMiB = 1ull << 20;
 constexpr uint64_t kInfo = 0x30000;  // layout::kMultibootInfoAddr
 constexpr uint32_t kMagic = 0x1badb002;
 
-using Bytes = std::vector<uint8_t>;
-
-void put16(Bytes& b, size_t off, uint16_t v)
-{
-    for (int i = 0; i < 2; ++i) b.at(off + i) = static_cast<uint8_t>(v >> (8 * i));
-}
-void put32(Bytes& b, size_t off, uint32_t v)
-{
-    for (int i = 0; i < 4; ++i) b.at(off + i) = static_cast<uint8_t>(v >> (8 * i));
-}
-void put64(Bytes& b, size_t off, uint64_t v)
-{
-    for (int i = 0; i < 8; ++i) b.at(off + i) = static_cast<uint8_t>(v >> (8 * i));
-}
-
-class TempDir {
-public:
-    TempDir()
-    {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "kvmini-mb-XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-        path_ = tmpl;
-    }
-    ~TempDir() { std::filesystem::remove_all(path_); }
-    std::string write(const std::string& name, const Bytes& data) const
-    {
-        const std::string p = path_ + "/" + name;
-        std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(data.data()), data.size());
-        return p;
-    }
-    std::string path(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-    std::string path_;
-};
+using namespace boot_test;
 
 void expect_error(const std::function<void()>& f, std::initializer_list<std::string> parts)
 {
