@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# An interrupt storm must not starve kvmini's other threads or the terminal.
+# For each irqchip mode (kernel, split) the storm guest (guests/tests/storm.c:
+# IOAPIC pin 10 level-triggered, raised through pc-testdev and never lowered,
+# the handler only counts and EOIs) runs with kvmini's stdin a FIFO this
+# script holds open:
+#
+#   build/kvmini run --test-devices --stats -k build/guests/storm.elf -m 32 --irqchip MODE
+#
+# Checked per mode:
+#   - the console shows "storm: running" (100 interrupts delivered) and then a
+#     progress line with at least $min_count interrupts, within 30 s;
+#   - Ctrl-A x (bytes 0x01 0x78) written to stdin during the storm ends kvmini
+#     within 5 s, with status 0 and "quit from the console (Ctrl-A x)" on
+#     stderr: the terminal thread is served while the vCPU is stormed;
+#   - the storm was real: the guest's count (above), and in split mode, where
+#     kvmini's IOAPIC delivers each interrupt as an MSI, --stats msis too.
+#
+#   storm_test.sh [--modes "kernel split"] [--quit BYTES]
+#
+# --quit gives the bytes sent to quit, as printf(1) escapes (default
+# '\001x'); a wrong sequence must make the test fail (its self-check).
+# Logs in build/storm-test/MODE.{console,kvmini}.log. Appends "PASS: storm
+# MODE" or "FAIL: storm MODE (why)" to $KVMINI_TEST_RESULTS if set; exits 1
+# if any mode failed. Environment: KVMINI (default build/kvmini).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+kvmini=${KVMINI:-build/kvmini}
+elf=build/guests/storm.elf
+out=build/storm-test
+modes=(kernel split)
+quit='\001x'
+start_timeout_s=30
+quit_timeout_s=5
+min_count=5000
+
+while (($#)); do
+  case $1 in
+    --modes) read -r -a modes <<< "$2"; shift ;;
+    --quit) quit=$2; shift ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "storm_test.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+mkdir -p "$out"
+failed=0
+pid=
+fifo=
+
+result() {  # PASS|FAIL mode [why]
+  echo "$1: storm $2${3:+ ($3)}"
+  [ -n "${KVMINI_TEST_RESULTS:-}" ] && echo "$1: storm $2${3:+ ($3)}" >> "$KVMINI_TEST_RESULTS"
+  [ "$1" = PASS ] || failed=1
+}
+
+# Ends kvmini (if still running) and waits for it, boundedly.
+stop_kvmini() {
+  [ -n "$pid" ] || return 0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+  fi
+  wait "$pid" 2>/dev/null
+  pid=
+}
+cleanup() {
+  stop_kvmini
+  exec 3>&- 2>/dev/null
+  [ -n "$fifo" ] && rm -f "$fifo"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The highest interrupt count in the guest's progress lines.
+guest_count() {
+  sed -n 's/^storm: \([0-9]*\) interrupts in .*/\1/p' "$console" | tr -d '\r' | sort -n | tail -n 1
+}
+
+run_mode() {
+  local mode=$1
+  console=$out/$mode.console.log
+  err=$out/$mode.kvmini.log
+  : >"$console"; : >"$err"
+  fifo=$(mktemp -u "${TMPDIR:-/tmp}/kvmini-storm.XXXXXX")
+  mkfifo "$fifo" || { result FAIL "$mode" "mkfifo failed"; return; }
+  # Opened read-write, the FIFO never blocks and never reports end-of-file.
+  exec 3<>"$fifo"
+  # A safety net well above the bounded waits below.
+  timeout --kill-after=5 120 "$kvmini" run --test-devices --stats -k "$elf" -m 32 --irqchip "$mode" \
+    -p "mode=$mode" <"$fifo" >"$console" 2>"$err" &
+  pid=$!
+
+  # The storm is on, and past min_count interrupts.
+  local deadline=$((SECONDS + start_timeout_s)) running=0 n=0
+  while :; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid"; local st=$?; pid=
+      result FAIL "$mode" "kvmini exited (status $st) before the storm was established; kvmini: $(grep -a 'kvmini: ' "$err" | tail -n 1 | sed 's/.*kvmini: //' | cut -c1-100)"
+      return
+    fi
+    ((running)) || ! grep -aq '^storm: running' "$console" || running=1
+    n=$(guest_count); n=${n:-0}
+    ((running && n >= min_count)) && break
+    if ((SECONDS >= deadline)); then
+      stop_kvmini
+      if ((running)); then
+        result FAIL "$mode" "storm running but only $n interrupts counted after $start_timeout_s s"
+      else
+        result FAIL "$mode" "no 'storm: running' within $start_timeout_s s; last console line: $(grep -av '^\s*$' "$console" | tail -n 1 | cut -c1-100)"
+      fi
+      return
+    fi
+    sleep 0.1
+  done
+
+  # Quit from the console, in the middle of the storm.
+  local t0=$(date +%s%N) status=
+  printf "$quit" >&3
+  for _ in $(seq $((quit_timeout_s * 20))); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    stop_kvmini
+    result FAIL "$mode" "kvmini still running $quit_timeout_s s after Ctrl-A x: its terminal thread not served during the storm"
+    return
+  fi
+  wait "$pid"; status=$?; pid=
+  local quit_ms=$((($(date +%s%N) - t0) / 1000000))
+  exec 3>&-
+  rm -f "$fifo"; fifo=
+
+  if [ "$status" != 0 ]; then
+    result FAIL "$mode" "kvmini exit status $status after Ctrl-A x (0 expected); kvmini: $(grep -a 'kvmini: ' "$err" | tail -n 1 | sed 's/.*kvmini: //' | cut -c1-100)"
+    return
+  fi
+  if ! grep -aq 'quit from the console (Ctrl-A x)' "$err"; then
+    result FAIL "$mode" "no 'quit from the console (Ctrl-A x)' in $err"
+    return
+  fi
+  local msis
+  msis=$(sed -n 's/.*interrupts:.* msis=\([0-9]*\).*/\1/p' "$err" | head -n 1)
+  if [ -z "$msis" ]; then
+    result FAIL "$mode" "no --stats interrupt line in $err"
+    return
+  fi
+  if [ "$mode" = split ] && ((msis < min_count)); then
+    result FAIL "$mode" "--stats msis=$msis: fewer than $min_count deliveries by kvmini's IOAPIC"
+    return
+  fi
+  n=$(guest_count)
+  local rate
+  rate=$(grep -a '^storm: ' "$console" | tail -n 1 | sed -n 's/.*, \([0-9]*\) per second.*/\1/p')
+  result PASS "$mode"
+  echo "  $mode: $n interrupts counted by the guest (${rate:-?}/s), --stats msis=$msis, quit took $quit_ms ms"
+}
+
+if [ ! -x "$kvmini" ] || [ ! -f "$elf" ]; then
+  for mode in "${modes[@]}"; do result FAIL "$mode" "$kvmini or $elf not built"; done
+  exit 1
+fi
+for mode in "${modes[@]}"; do run_mode "$mode"; done
+exit "$failed"
