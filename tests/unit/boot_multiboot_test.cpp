@@ -30,40 +30,6 @@ constexpr uint32_t kMagic = 0x1badb002;
 
 using namespace boot_test;
 
-void expect_error(const std::function<void()>& f, std::initializer_list<std::string> parts)
-{
-    try {
-        f();
-        ADD_FAILURE() << "expected kvmini::Error";
-    } catch (const Error& e) {
-        const std::string msg = e.what();
-        for (const std::string& part : parts)
-            EXPECT_NE(msg.find(part), std::string::npos) << "'" << part << "' not in: " << msg;
-    }
-}
-
-template <typename T>
-T at(const GuestMemory& mem, uint64_t gpa)
-{
-    const std::optional<T> v = mem.read_obj<T>(gpa);
-    EXPECT_TRUE(v.has_value()) << "guest address " << gpa << " not in RAM";
-    return v.value_or(T{});
-}
-
-Bytes guest_bytes(const GuestMemory& mem, uint64_t gpa, uint64_t len)
-{
-    Bytes b(len);
-    EXPECT_TRUE(mem.read(gpa, b.data(), len));
-    return b;
-}
-
-std::string guest_string(const GuestMemory& mem, uint64_t gpa)
-{
-    std::string s;
-    for (char c; (c = static_cast<char>(at<uint8_t>(mem, gpa))) != 0 && s.size() < 70000; ++gpa) s += c;
-    return s;
-}
-
 Bytes pattern(size_t len, uint8_t seed)
 {
     Bytes b(len);

@@ -1,16 +1,23 @@
 // Helpers shared by the loader tests: little-endian writers that build
-// kernel images byte by byte at spec offsets, and a temporary directory for
-// the image files.
+// kernel images byte by byte at spec offsets, a temporary directory for the
+// image files, readers of guest memory and checks of Error messages.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "vmm/error.h"
+#include "vmm/guest_memory.h"
 
 namespace kvmini::boot_test {
 
@@ -62,5 +69,46 @@ public:
 private:
     std::string path_;
 };
+
+// Guest memory and error checks the loader tests make.
+// Runs f and returns the Error's text; fails the test if nothing is thrown.
+inline std::string error_of(const std::function<void()>& f)
+{
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    ADD_FAILURE() << "expected kvmini::Error";
+    return "";
+}
+
+inline void expect_error(const std::function<void()>& f, std::initializer_list<std::string> parts)
+{
+    const std::string msg = error_of(f);
+    for (const std::string& part : parts) EXPECT_NE(msg.find(part), std::string::npos) << "'" << part << "' not in: " << msg;
+}
+
+template <typename T>
+T at(const GuestMemory& mem, uint64_t gpa)
+{
+    const std::optional<T> v = mem.read_obj<T>(gpa);
+    EXPECT_TRUE(v.has_value()) << "guest address " << gpa << " not in RAM";
+    return v.value_or(T{});
+}
+
+inline Bytes guest_bytes(const GuestMemory& mem, uint64_t gpa, uint64_t len)
+{
+    Bytes b(len);
+    EXPECT_TRUE(mem.read(gpa, b.data(), len));
+    return b;
+}
+
+inline std::string guest_string(const GuestMemory& mem, uint64_t gpa)
+{
+    std::string s;
+    for (char c; (c = static_cast<char>(at<uint8_t>(mem, gpa))) != 0 && s.size() < 70000; ++gpa) s += c;
+    return s;
+}
 
 }  // namespace kvmini::boot_test
