@@ -4,17 +4,29 @@
 //
 // The vCPU loop asks the irqchip, in every mode, what to do at each step:
 //   before_run()  before each KVM_RUN: inject a deliverable interrupt or ask
-//                 for an interrupt window (no-op where KVM's LAPIC does it);
-//   on_halt()     the guest executed HLT and KVM left it to us (user mode):
-//                 wait until the vCPU has something to run;
+//                 for an interrupt window; wait while the vCPU may not run
+//                 (halted, or an AP waiting for its start-up IPI in user
+//                 mode). Returns false when the vCPU must not enter the
+//                 guest now (it was kicked while waiting): the loop then
+//                 checks whether the machine is stopping and asks again;
+//   on_halt()     the guest executed HLT and KVM left it to us (user mode);
 //   on_eoi()      KVM reported an EOI for a vector (split: level-triggered
-//                 IOAPIC EOIs, KVM_EXIT_IOAPIC_EOI).
+//                 IOAPIC EOIs, KVM_EXIT_IOAPIC_EOI);
+//   handle_mmio() / read_msr() / write_msr(): registers the irqchip itself
+//                 answers for a vCPU (user mode: the local APIC's page and
+//                 its MSRs), before the MMIO bus sees the access;
+//   kick()        another thread wants the vCPU to look again (VmControl on
+//                 stop): leaves KVM_RUN and any wait in before_run().
 // So no mode needs a special case in the vCPU loop.
 #pragma once
 
+#include <linux/kvm.h>
+
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "irqchip/irq_line.h"
 
@@ -40,6 +52,7 @@ struct IrqChipStats {
     uint64_t msis = 0;         // MSI messages sent
     uint64_t injections = 0;   // interrupts kvmini injected itself (KVM_INTERRUPT)
     uint64_t eois = 0;         // EOIs that reached kvmini
+    std::vector<std::string> details;  // a backend's own lines (per vCPU, per model)
 };
 
 class IrqChip {
@@ -52,20 +65,32 @@ public:
     virtual void create(Vm& vm) = 0;
     virtual void attach_vcpu(Vcpu& /*vcpu*/) {}
     virtual void attach_buses(Bus& /*pio*/, Bus& /*mmio*/) {}
+    // What this mode's interrupt controllers can do, in the CPUID each vCPU
+    // sees (e.g. user mode hides KVM's paravirt features that need KVM's LAPIC).
+    virtual void filter_cpuid(std::vector<kvm_cpuid_entry2>& /*entries*/) const {}
 
     // Inputs, from the IrqRouter (any thread).
     virtual void set_gsi_level(uint32_t gsi, bool level) = 0;
     virtual void send_msi(const MsiMessage& msg) = 0;
 
     // vCPU-loop hooks, called on that vCPU's thread.
-    virtual void before_run(Vcpu& /*vcpu*/) {}
-    // Returns false if the vCPU should stop (the VM is shutting down).
-    virtual bool on_halt(Vcpu& /*vcpu*/) { return true; }
+    virtual bool before_run(Vcpu& /*vcpu*/) { return true; }
+    virtual void on_halt(Vcpu& /*vcpu*/) {}
     virtual void on_eoi(Vcpu& /*vcpu*/, uint8_t /*vector*/) {}
     // The interrupt window the vCPU asked for opened (KVM_EXIT_IRQ_WINDOW_OPEN).
     virtual void on_interrupt_window(Vcpu& /*vcpu*/) {}
-    // The VM is stopping: wake anything waiting in on_halt().
-    virtual void shutdown() {}
+    // True if the irqchip answered the access (reads fill `data`).
+    virtual bool handle_mmio(Vcpu& /*vcpu*/, uint64_t /*addr*/, std::span<uint8_t> /*data*/, bool /*is_write*/)
+    {
+        return false;
+    }
+    // MSRs KVM hands to userspace (KVM_EXIT_X86_RDMSR/WRMSR). False: the
+    // guest gets #GP.
+    virtual bool read_msr(Vcpu& /*vcpu*/, uint32_t /*index*/, uint64_t& /*value*/) { return false; }
+    virtual bool write_msr(Vcpu& /*vcpu*/, uint32_t /*index*/, uint64_t /*value*/) { return false; }
+    // Make `vcpu` look again (any thread): out of KVM_RUN and out of a wait
+    // in before_run(). VmControl uses it to stop the machine.
+    virtual void kick(Vcpu& vcpu);
 
     virtual IrqChipStats stats() const = 0;
 };

@@ -3,7 +3,9 @@
 #include "irqchip/irqchip.h"
 #include "irqchip/kernel_irqchip.h"
 #include "irqchip/split_irqchip.h"
+#include "irqchip/user_irqchip.h"
 #include "vmm/error.h"
+#include "vmm/kvm.h"
 
 namespace kvmini {
 
@@ -22,9 +24,11 @@ std::unique_ptr<IrqChip> make_irqchip(IrqChipMode mode, const IrqChipOptions& op
     switch (mode) {
     case IrqChipMode::kKernel: return std::make_unique<KernelIrqChip>();
     case IrqChipMode::kSplit: return std::make_unique<SplitIrqChip>(options.pit_policy);
-    case IrqChipMode::kUser: break;
+    case IrqChipMode::kUser: return std::make_unique<UserIrqChip>(options.pit_policy);
     }
-    throw Error("--irqchip " + to_string(mode) + ": not implemented yet (only 'kernel' and 'split' are)");
+    throw Error("--irqchip: unknown mode");
 }
+
+void IrqChip::kick(Vcpu& vcpu) { vcpu.kick(); }
 
 }  // namespace kvmini

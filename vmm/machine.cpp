@@ -89,6 +89,7 @@ Machine::Machine(const MachineConfig& config, int64_t start_ns)
         vm_.set_memory_region(static_cast<uint32_t>(slot), r.guest_addr, r.size, r.host);
     }
     irqchip_->create(vm_);
+    control_.set_kicker([this](Vcpu& v) { irqchip_->kick(v); });
 
     create_devices();
     irqchip_->attach_buses(pio_, mmio_);
@@ -163,7 +164,9 @@ void Machine::create_vcpus()
     const auto supported = kvm_.supported_cpuid();
     for (unsigned i = 0; i < config_.cpus; ++i) {
         auto vcpu = std::make_unique<Vcpu>(vm_, i);
-        set_cpuid(*vcpu, build_vcpu_cpuid(supported, i, config_.cpus, cpu_profile_));
+        auto cpuid = build_vcpu_cpuid(supported, i, config_.cpus, cpu_profile_);
+        irqchip_->filter_cpuid(cpuid);
+        set_cpuid(*vcpu, cpuid);
         init_msrs(*vcpu);
         init_fpu(*vcpu);
         if (config_.irqchip != IrqChipMode::kUser) init_lapic_virtual_wire(*vcpu);
@@ -245,6 +248,7 @@ void Machine::print_stats() const
     const IrqChipStats irq = irqchip_->stats();
     out += fmt::format("\n  interrupts: gsi_raises={} msis={} injected={} eois={}", irq.gsi_raises, irq.msis,
                        irq.injections, irq.eois);
+    for (const std::string& line : irq.details) out += "\n  " + line;
     out += fmt::format("\n  unclaimed: pio reads={} writes={}, mmio reads={} writes={}", pio_.unclaimed_reads(),
                        pio_.unclaimed_writes(), mmio_.unclaimed_reads(), mmio_.unclaimed_writes());
     out += memory_report();

@@ -49,6 +49,8 @@ const char* exit_reason_name(uint32_t reason)
     case KVM_EXIT_INTERNAL_ERROR: return "internal_error";
     case KVM_EXIT_SYSTEM_EVENT: return "system_event";
     case KVM_EXIT_IOAPIC_EOI: return "ioapic_eoi";
+    case KVM_EXIT_X86_RDMSR: return "rdmsr";
+    case KVM_EXIT_X86_WRMSR: return "wrmsr";
     default: return "other";
     }
 }
@@ -82,7 +84,6 @@ void VcpuLoop::run()
         } catch (const std::exception&) {
         }
     }
-    irqchip_.shutdown();
 }
 
 void VcpuLoop::run_until_stopped()
@@ -93,7 +94,7 @@ void VcpuLoop::run_until_stopped()
     stats_.first_run_ns.compare_exchange_strong(
         unset, std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1));
     while (!control_.stopping()) {
-        irqchip_.before_run(vcpu_);
+        if (!irqchip_.before_run(vcpu_)) continue;
         if (::ioctl(vcpu_.fd(), KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN) {
                 __atomic_store_n(&run.immediate_exit, 0, __ATOMIC_SEQ_CST);
@@ -106,12 +107,20 @@ void VcpuLoop::run_until_stopped()
         switch (run.exit_reason) {
         case KVM_EXIT_IO: handle_io(run); break;
         case KVM_EXIT_MMIO: handle_mmio(run); break;
-        case KVM_EXIT_HLT:
-            if (!irqchip_.on_halt(vcpu_)) return;
-            break;
+        case KVM_EXIT_HLT: irqchip_.on_halt(vcpu_); break;
         case KVM_EXIT_IRQ_WINDOW_OPEN: irqchip_.on_interrupt_window(vcpu_); break;
         case KVM_EXIT_IOAPIC_EOI: irqchip_.on_eoi(vcpu_, run.eoi.vector); break;
         case KVM_EXIT_INTR: break;
+        // The guest lowered CR8 below a pending interrupt's class: before_run()
+        // looks at the TPR again.
+        case KVM_EXIT_SET_TPR: break;
+        case KVM_EXIT_X86_RDMSR: {
+            uint64_t value = 0;
+            run.msr.error = irqchip_.read_msr(vcpu_, run.msr.index, value) ? 0 : 1;
+            run.msr.data = value;
+            break;
+        }
+        case KVM_EXIT_X86_WRMSR: run.msr.error = irqchip_.write_msr(vcpu_, run.msr.index, run.msr.data) ? 0 : 1; break;
         case KVM_EXIT_SYSTEM_EVENT: handle_system_event(run); break;
         case KVM_EXIT_INTERNAL_ERROR: handle_internal_error(run); break;
         case KVM_EXIT_SHUTDOWN: {
@@ -151,6 +160,8 @@ void VcpuLoop::handle_io(kvm_run& run)
 void VcpuLoop::handle_mmio(kvm_run& run)
 {
     const uint32_t len = std::min<uint32_t>(run.mmio.len, sizeof run.mmio.data);
+    if (irqchip_.handle_mmio(vcpu_, run.mmio.phys_addr, std::span<uint8_t>(run.mmio.data, len), run.mmio.is_write))
+        return;
     if (run.mmio.is_write)
         mmio_.write(run.mmio.phys_addr, std::span<const uint8_t>(run.mmio.data, len));
     else

@@ -15,7 +15,12 @@ void VmControl::request_stop(int exit_status, std::string reason)
         stopping_.store(true, std::memory_order_release);
         vcpus = vcpus_;
     }
-    for (Vcpu* v : vcpus) v->kick();
+    for (Vcpu* v : vcpus) {
+        if (kick_)
+            kick_(*v);
+        else
+            v->kick();
+    }
     const uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(event_.get(), &one, sizeof one);
 }

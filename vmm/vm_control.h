@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -32,6 +33,10 @@ public:
         vcpus_.push_back(vcpu);
     }
 
+    // How a vCPU is made to look again (the irqchip's kick, which also ends
+    // a wait for interrupts); set once, before any vCPU thread starts.
+    void set_kicker(std::function<void(Vcpu&)> kick) { kick_ = std::move(kick); }
+
     // The first request sets the exit status and reason; later ones are ignored.
     void request_stop(int exit_status, std::string reason);
     bool stopping() const { return stopping_.load(std::memory_order_acquire); }
@@ -47,6 +52,7 @@ public:
 private:
     mutable std::mutex mutex_;
     std::vector<Vcpu*> vcpus_;
+    std::function<void(Vcpu&)> kick_;
     std::atomic<bool> stopping_{false};
     int exit_status_ = 0;
     std::string reason_;

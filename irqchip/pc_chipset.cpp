@@ -1,0 +1,113 @@
+#include "irqchip/pc_chipset.h"
+
+#include "devices/bus.h"
+#include "irqchip/gsi_layout.h"
+#include "vmm/memory_layout.h"
+
+namespace kvmini {
+
+// Forwards accesses to a model's registers and runs `after_write` once a
+// guest write was handled (re-arm the PIT, re-mirror I/O APIC routes,
+// re-check a tick the 8259A was to acknowledge).
+class PcChipset::ObservedRegisters : public BusDevice {
+public:
+    ObservedRegisters(BusDevice& inner, std::function<void()> after_write)
+        : inner_(inner), after_write_(std::move(after_write))
+    {
+    }
+    void read(uint64_t offset, std::span<uint8_t> data) override { inner_.read(offset, data); }
+    void write(uint64_t offset, std::span<const uint8_t> data) override
+    {
+        inner_.write(offset, data);
+        after_write_();
+    }
+
+private:
+    BusDevice& inner_;
+    std::function<void()> after_write_;
+};
+
+PcChipset::PcChipset(PitPolicy pit_policy, Outputs outputs)
+    : pit_policy_(pit_policy),
+      outputs_(std::move(outputs)),
+      pic_([this](bool level) { outputs_.pic_output(level); }, [this](unsigned irq) { on_pic_eoi(irq); }),
+      ioapic_(
+          [this](const IoapicDelivery& d) {
+              // ExtINT: the pin hands the CPU over to the 8259A, whose output
+              // the backends already follow.
+              if (d.delivery_mode != IoapicDeliveryMode::kExtInt) outputs_.deliver(d);
+          },
+          IoapicConfig{}),
+      pit_([this](bool level) { on_pit_output(level); }, pit_policy)
+{
+}
+
+PcChipset::~PcChipset() { pit_timer_.reset(); }
+
+void PcChipset::poke_timer()
+{
+    if (pit_timer_) pit_timer_->poke();
+}
+
+void PcChipset::attach(Bus& pio, Bus& mmio)
+{
+    auto observe = [this](BusDevice& inner, std::function<void()> after_write) -> BusDevice& {
+        observed_.push_back(std::make_unique<ObservedRegisters>(inner, std::move(after_write)));
+        return *observed_.back();
+    };
+    pio.add(Pic8259Pair::kMasterBase, Pic8259Pair::kPortsPerChip,
+            observe(pic_.master_device(), [this] { release_timer_tick_if_pic_gone(); }), "8259A master");
+    pio.add(Pic8259Pair::kSlaveBase, Pic8259Pair::kPortsPerChip, pic_.slave_device(), "8259A slave");
+    pio.add(Pic8259Pair::kElcrBase, Pic8259Pair::kPortsPerChip, pic_.elcr_device(), "8259A ELCR");
+    pio.add(Pit8254::kBase, Pit8254::kPorts, observe(pit_.timer_device(), [this] { poke_timer(); }), "8254 PIT");
+    pio.add(Pit8254::kPortB, 1, observe(pit_.port_b_device(), [this] { poke_timer(); }),
+            "port 0x61 (PIT gate 2, speaker)");
+    mmio.add(layout::kIoapicBase, Ioapic::kMmioSize, observe(ioapic_, [this] {
+                 outputs_.ioapic_written();
+                 release_timer_tick_if_pic_gone();
+             }),
+             "IOAPIC");
+    pit_timer_ = std::make_unique<DeadlineTimer>(
+        "PIT", [this] { return pit_.next_event_ns(); }, [this](uint64_t now) { pit_.on_timer(now); });
+}
+
+void PcChipset::set_gsi_level(uint32_t gsi, bool level)
+{
+    if (level) raises_.fetch_add(1, std::memory_order_relaxed);
+    if (auto pin = gsi::pic_pin(gsi)) pic_.set_irq(*pin, level);
+    if (auto pin = gsi::ioapic_pin(gsi)) ioapic_.set_irq(*pin, level);
+}
+
+bool PcChipset::timer_goes_to_pic() const
+{
+    // Through the I/O APIC when its pin is live; through the 8259A only where
+    // that pin is off (masked, or handing over as ExtINT) and IRQ 0 is open.
+    const auto timer_pin = gsi::ioapic_pin(gsi::kPitIrq);
+    const auto message = timer_pin ? ioapic_.programmed_message(*timer_pin) : std::nullopt;
+    if (message && message->delivery_mode != IoapicDeliveryMode::kExtInt) return false;
+    return (pic_.imr(0) & (1u << gsi::kPitIrq)) == 0;
+}
+
+void PcChipset::on_pit_output(bool level)
+{
+    // The 8259A's EOI of IRQ 0 (on_pic_eoi) can come before set_gsi_level()
+    // returns: decide where the tick goes first.
+    const bool reinject_tick = level && pit_policy_ == PitPolicy::kReinject;
+    const bool via_pic = reinject_tick && timer_goes_to_pic();
+    if (via_pic) tick_awaits_pic_eoi_.store(true);
+    set_gsi_level(gsi::kPitIrq, level);
+    if (level) outputs_.pit_tick();
+    if (reinject_tick && !via_pic) pit_.ack_irq();
+}
+
+void PcChipset::release_timer_tick_if_pic_gone()
+{
+    if (tick_awaits_pic_eoi_.load() && !timer_goes_to_pic() && tick_awaits_pic_eoi_.exchange(false)) pit_.ack_irq();
+}
+
+void PcChipset::on_pic_eoi(unsigned irq)
+{
+    if (irq == gsi::kPitIrq && tick_awaits_pic_eoi_.exchange(false)) pit_.ack_irq();
+}
+
+}  // namespace kvmini

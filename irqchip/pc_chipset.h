@@ -1,0 +1,81 @@
+// The PC's legacy interrupt chipset as kvmini emulates it in the split and
+// user irqchip modes: the 8259A pair, the I/O APIC and the 8254 PIT with its
+// timer thread, wired as gsi_layout.h says. The backends differ only in
+// where the chipset's outputs go (KVM's LAPICs or kvmini's), so they share
+// this piece and give it those outputs.
+//
+// The PIT tick policy lives here too: with `reinject`, each tick waits for
+// the previous one to be taken: the 8259A's EOI of IRQ 0, or, through the
+// I/O APIC, its delivery (KVM reports no EOI of an edge vector). A tick that
+// met only masked inputs is lost, as on the chips; one left with the 8259A
+// when the guest moved the timer elsewhere is released, as KVM's PIT does.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "irqchip/deadline_timer.h"
+#include "irqchip/ioapic.h"
+#include "irqchip/pic_8259.h"
+#include "irqchip/pit_8254.h"
+
+namespace kvmini {
+
+class Bus;
+
+class PcChipset {
+public:
+    struct Outputs {
+        // An I/O APIC message for the LAPICs (never ExtINT: that pin hands the
+        // CPU over to the 8259A, whose output is pic_output).
+        std::function<void(const IoapicDelivery&)> deliver;
+        // The 8259A's INT pin (to the boot CPU's LINT0).
+        std::function<void(bool level)> pic_output;
+        // After each guest write to the I/O APIC (split mode mirrors routes).
+        std::function<void()> ioapic_written = [] {};
+        // Each rising edge of the PIT's OUT0 (the NMI-watchdog virtual wire).
+        std::function<void()> pit_tick = [] {};
+    };
+
+    PcChipset(PitPolicy pit_policy, Outputs outputs);
+    ~PcChipset();  // stops the PIT's timer thread before the models go
+    PcChipset(const PcChipset&) = delete;
+    PcChipset& operator=(const PcChipset&) = delete;
+
+    // Puts the models' registers on the buses and starts the PIT's clock.
+    void attach(Bus& pio, Bus& mmio);
+
+    // A GSI's level, from the routing layer.
+    void set_gsi_level(uint32_t gsi, bool level);
+    // An EOI for `vector` reaching the I/O APIC.
+    void ioapic_eoi(uint8_t vector) { ioapic_.eoi(vector); }
+
+    Pic8259Pair& pic() { return pic_; }
+    const Ioapic& ioapic() const { return ioapic_; }
+    PitPolicy pit_policy() const { return pit_policy_; }
+    uint64_t gsi_raises() const { return raises_.load(std::memory_order_relaxed); }
+
+private:
+    class ObservedRegisters;  // a model's registers, with a hook after guest writes
+
+    void on_pit_output(bool level);
+    bool timer_goes_to_pic() const;
+    void release_timer_tick_if_pic_gone();
+    void on_pic_eoi(unsigned irq);
+    void poke_timer();
+
+    PitPolicy pit_policy_;
+    Outputs outputs_;
+    Pic8259Pair pic_;
+    Ioapic ioapic_;
+    Pit8254 pit_;
+    std::vector<std::unique_ptr<ObservedRegisters>> observed_;
+    std::atomic<bool> tick_awaits_pic_eoi_{false};
+    std::atomic<uint64_t> raises_{0};
+    // Last member: destroyed first, so its thread never sees a dead model.
+    std::unique_ptr<DeadlineTimer> pit_timer_;
+};
+
+}  // namespace kvmini
