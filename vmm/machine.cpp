@@ -21,6 +21,7 @@
 #include "irqchip/ioapic.h"
 #include "vmm/boot/linux_loader.h"
 #include "vmm/boot/mptable.h"
+#include "vmm/console_watch.h"
 #include "vmm/cpuid.h"
 #include "vmm/memory_layout.h"
 #include "vmm/terminal.h"
@@ -111,8 +112,15 @@ Machine::~Machine()
 void Machine::create_devices()
 {
     terminal_ = std::make_unique<Terminal>();
+    // On a software KVM, say in one line why a Linux guest's init dies (vmm/console_watch.h).
+    std::shared_ptr<InitDeathWatch> init_watch;
+    if (!host_has_hardware_virtualization())
+        init_watch = std::make_shared<InitDeathWatch>([] { spdlog::warn("{}", InitDeathWatch::message()); });
     com1_ = std::make_unique<Serial16550a>(router_.line(gsi::kCom1Irq),
-                                           [t = terminal_.get()](std::span<const uint8_t> bytes) { t->write(bytes); });
+                                           [t = terminal_.get(), init_watch](std::span<const uint8_t> bytes) {
+                                               t->write(bytes);
+                                               if (init_watch) init_watch->feed(bytes);
+                                           });
     pio_.add(uart::kCom1Base, uart::kPortCount, *com1_, "COM1 16550A");
     i8042_ = std::make_unique<I8042>([this] { control_.request_stop(0, "guest reset (i8042)"); });
     i8042_->attach(pio_);
