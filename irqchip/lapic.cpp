@@ -58,9 +58,7 @@ void Lapic::reset()
     esr_ = esr_pending_ = 0;
     icr_low_ = icr_high_ = 0;
     lvt_.fill(kLvtMasked);
-    // The boot CPU's LINT0 takes the 8259A (virtual wire), as the BIOS leaves
-    // it and KVM's own reset does.
-    if (apic_base_ & kBaseBsp) lvt_[kLvtLint0] = static_cast<uint32_t>(ApicDeliveryMode::kExtInt) << kDeliveryModeShift;
+    if (x2apic_mode()) ldr_ = x2apic_ldr();  // read-only and derived from the ID (11.12.10.2)
     timer_initial_ = 0;
     timer_divide_ = 0;
     timer_start_ns_.reset();
@@ -80,10 +78,19 @@ void Lapic::set_apic_base(uint64_t value)
         reset();
         apic_base_ &= ~kBaseX2apic;
     }
-    if (!was_x2apic && x2apic_mode()) {
-        // 11.12.10.2: in x2APIC mode the LDR is derived from the x2APIC ID.
-        ldr_ = ((id_ >> 4) << 16) | (1u << (id_ & 0xf));
-    }
+    if (!was_x2apic && x2apic_mode()) ldr_ = x2apic_ldr();
+}
+
+uint32_t Lapic::x2apic_ldr() const
+{
+    // 11.12.10.2: cluster ID (ID[19:4]) in bits 31:16, 1 << ID[3:0] in 15:0.
+    return ((id_ >> 4) << 16) | (1u << (id_ & 0xf));
+}
+
+void Lapic::set_virtual_wire()
+{
+    lvt_[kLvtLint0] = static_cast<uint32_t>(ApicDeliveryMode::kExtInt) << kDeliveryModeShift;
+    lvt_[kLvtLint1] = static_cast<uint32_t>(ApicDeliveryMode::kNmi) << kDeliveryModeShift;
 }
 
 int Lapic::highest_bit(const std::array<uint32_t, 8>& bits)
@@ -102,12 +109,16 @@ uint8_t Lapic::ppr() const
 
 uint8_t Lapic::arbitration_priority() const
 {
+    // 11.6.2.4: APR = TPR when its class is at least the highest pending
+    // (IRR) class and above the in-service one; otherwise the highest of
+    // the three classes, with bits 3:0 clear.
     const int irrv = highest_bit(irr_);
     const int isrv = highest_bit(isr_);
-    uint8_t apr = static_cast<uint8_t>(tpr_ & 0xf0);
-    if (irrv >= 0) apr = std::max(apr, priority_class(irrv));
-    if (isrv >= 0) apr = std::max(apr, priority_class(isrv));
-    return apr;
+    const uint8_t tpr_class = priority_class(static_cast<int>(tpr_));
+    const uint8_t irr_class = irrv < 0 ? 0 : priority_class(irrv);
+    const uint8_t isr_class = isrv < 0 ? 0 : priority_class(isrv);
+    if (tpr_class >= irr_class && (isrv < 0 || tpr_class > isr_class)) return static_cast<uint8_t>(tpr_);
+    return std::max({tpr_class, irr_class, isr_class});
 }
 
 void Lapic::set_cr8(uint8_t value) { tpr_ = static_cast<uint32_t>(value & 0xf) << 4; }
@@ -489,7 +500,6 @@ void Lapic::write_icr(uint32_t low, uint32_t high)
             report_error(kEsrSendIllegalVector);
             return;
         }
-        m.level = false;  // IPIs are edge-triggered (11.6.1 trigger mode: INIT de-assert only)
         break;
     case ApicDeliveryMode::kInit:
         if (m.level && !m.assert) return;  // INIT level de-assert: no message on P4 and later
@@ -501,6 +511,10 @@ void Lapic::write_icr(uint32_t low, uint32_t high)
         ++stats_.odd_accesses;  // reserved or ExtINT: not sent by an ICR
         return;
     }
+    // 11.6.1, Pentium 4 and later: the level flag is always issued as 1
+    // and the trigger mode as edge.
+    m.assert = true;
+    m.level = false;
     ++stats_.ipis_sent;
     outputs_.ipis.push_back(m);
 }
@@ -547,11 +561,31 @@ bool Lapic::write_msr(uint32_t msr, uint64_t value, uint64_t now_ns)
 {
     if (!x2apic_mode() || msr < kMsrX2apicFirst || msr > kMsrX2apicLast) return false;
     const uint32_t offset = (msr - kMsrX2apicFirst) << 4;
-    // 11.12.1.2: reserved bits 63:32 of a 32-bit register raise #GP.
+    // 11.12.1.2/3: reserved bits (63:32 of a 32-bit register, and the
+    // reserved bits of the registers below) raise #GP.
     if (offset != kRegIcrLow && (value >> 32) != 0) return false;
+    if (const auto writable = x2apic_writable_bits(offset); writable && (value & ~uint64_t{*writable}) != 0)
+        return false;
     const bool ok = write_register(offset, value, now_ns, true);
     if (!ok) ++stats_.odd_accesses;
     return ok;
+}
+
+std::optional<uint32_t> Lapic::x2apic_writable_bits(uint32_t offset)
+{
+    switch (offset) {
+    case kRegTpr: return kTprMask;
+    case kRegSvr: return kSvrMask;
+    case kRegSelfIpi: return kVectorMask;
+    case kRegTimerDivide: return kDivideMask;
+    case kRegLvtTimer: return kLvtWritable[kLvtTimer];
+    case kRegLvtThermal: return kLvtWritable[kLvtThermal];
+    case kRegLvtPmc: return kLvtWritable[kLvtPmc];
+    case kRegLvtLint0: return kLvtWritable[kLvtLint0];
+    case kRegLvtLint1: return kLvtWritable[kLvtLint1];
+    case kRegLvtError: return kLvtWritable[kLvtError];
+    default: return std::nullopt;
+    }
 }
 
 LapicOutputs Lapic::take_outputs() { return std::exchange(outputs_, LapicOutputs{}); }

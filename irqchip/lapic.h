@@ -19,7 +19,8 @@
 //    the divider), as KVM's in-kernel LAPIC and QEMU do, so a guest programs
 //    the same counts in every irqchip mode.
 //  * Delivery status (ICR bit 12) always reads 0: an IPI is handed out at
-//    once (take_outputs()).
+//    once (take_outputs()), with the level flag 1 and edge trigger (11.6.1,
+//    Pentium 4 and later).
 //  * INIT level de-assert IPIs are ignored (Pentium 4 and later, 11.6.1).
 //  * SIPI is recorded whatever the state; the owner honours it only in the
 //    wait-for-SIPI state it keeps for the CPU.
@@ -155,13 +156,16 @@ public:
     Lapic(uint32_t id, bool bsp);
 
     // Power-on / INIT reset (11.4.7.1, 11.4.7.3): everything but the APIC ID
-    // and IA32_APIC_BASE returns to its reset value; LVTs masked (but the
-    // boot CPU's LINT0: ExtINT, unmasked, as a PC BIOS leaves it and KVM's
-    // reset does, so the 8259A reaches it); SVR 0xff
+    // and IA32_APIC_BASE returns to its reset value; LVTs masked; SVR 0xff
     // (software-disabled); timer stopped; pending NMI/INIT/SIPI dropped.
     void reset();
 
     uint32_t id() const { return id_; }
+
+    // What a PC BIOS leaves in the APIC for the OS (MP spec 1.4, 3.6.2.2
+    // "virtual wire mode"): LINT0 ExtINT and LINT1 NMI, unmasked, so that the
+    // 8259A's INTR and the NMI reach the CPU. The owner plays the BIOS.
+    void set_virtual_wire();
 
     // IA32_APIC_BASE as the CPU holds it. set_apic_base() follows the guest's
     // writes (enable/disable, x2APIC, relocation). Disabling (EN=0) resets the
@@ -190,8 +194,9 @@ public:
     // (flat or cluster model by DFR in xAPIC, the x2APIC cluster/bitmap LDR).
     // A hardware-disabled APIC matches nothing.
     bool matches(uint32_t destination, bool logical) const;
-    // Arbitration priority for lowest-priority delivery (11.6.2.4): the
-    // higher of TPR, the highest ISR class and the highest IRR class.
+    // Arbitration priority for lowest-priority delivery (11.6.2.4): the TPR
+    // when its class is at least the highest IRR class and above the highest
+    // ISR class, else the highest of the three classes.
     uint8_t arbitration_priority() const;
 
     // A message the APIC bus routed here.
@@ -251,6 +256,10 @@ public:
     const LapicStats& stats() const { return stats_; }
 
 private:
+    uint32_t x2apic_ldr() const;
+    // The bits of an x2APIC register a write may set (others #GP), where
+    // the SDM lists reserved bits; nullopt: checked elsewhere.
+    static std::optional<uint32_t> x2apic_writable_bits(uint32_t offset);
     uint32_t read_register(uint32_t offset, uint64_t now_ns, bool& ok);
     // `x2apic` changes what is writable (LDR read-only, DFR absent, ...).
     bool write_register(uint32_t offset, uint64_t value, uint64_t now_ns, bool x2apic);

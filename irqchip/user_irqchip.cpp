@@ -85,6 +85,7 @@ void UserIrqChip::attach_vcpu(Vcpu& vcpu)
 {
     const bool bsp = vcpu.index() == 0;
     auto c = std::make_unique<Cpu>(vcpu, vcpu.index());
+    c->lapic.set_virtual_wire();  // as the BIOS leaves it, and as kernel/split modes set KVM's
     // KVM's state right after KVM_CREATE_VCPU is the CPU's reset state:
     // INIT and SIPI start from it.
     c->reset_regs = vcpu.regs();
