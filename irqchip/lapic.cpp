@@ -65,7 +65,8 @@ void Lapic::reset()
     timer_expiry_ns_.reset();
     tsc_deadline_ = 0;
     nmi_pending_ = init_pending_ = false;
-    sipi_vector_.reset();
+    // A pending SIPI is kept: it came after the INIT this reset carries out
+    // (accept() drops a SIPI older than a new INIT), and the AP needs it.
 }
 
 void Lapic::set_apic_base(uint64_t value)
@@ -188,6 +189,7 @@ void Lapic::accept(const ApicMessage& m)
         if (m.level && !m.assert) return;  // INIT level de-assert: ignored
         ++stats_.inits;
         init_pending_ = true;
+        sipi_vector_.reset();  // a SIPI before this INIT is void
         return;
     case ApicDeliveryMode::kStartup:
         ++stats_.sipis;

@@ -157,7 +157,10 @@ public:
 
     // Power-on / INIT reset (11.4.7.1, 11.4.7.3): everything but the APIC ID
     // and IA32_APIC_BASE returns to its reset value; LVTs masked; SVR 0xff
-    // (software-disabled); timer stopped; pending NMI/INIT/SIPI dropped.
+    // (software-disabled); timer stopped; pending NMI and INIT dropped. A
+    // pending SIPI stays: the owner takes INIT and SIPI lazily, so a SIPI
+    // pending at the reset arrived after the INIT it carries out (accept()
+    // of an INIT drops an older SIPI).
     void reset();
 
     uint32_t id() const { return id_; }

@@ -144,6 +144,10 @@ void UserIrqChip::deliver(const ApicMessage& m)
 void UserIrqChip::deliver_locked(const ApicMessage& m, KickList& kicks)
 {
     const auto targets = route_apic_message(lapics_, m, lowest_priority_rr_);
+    if (m.mode != ApicDeliveryMode::kFixed && spdlog::should_log(spdlog::level::debug))
+        spdlog::debug("irqchip: user: mode {} vector {:#x} dest {:#x}{} shorthand {} from {} -> {} APIC(s)",
+                      static_cast<int>(m.mode), m.vector, m.destination, m.logical ? " logical" : "",
+                      static_cast<int>(m.shorthand), m.source_id, targets.size());
     if (m.mode == ApicDeliveryMode::kLowestPriority) ++lowest_priority_rr_;
     if (targets.empty()) {
         // An interrupt nobody takes is lost, as on the bus: counted.

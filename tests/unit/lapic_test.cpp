@@ -1571,5 +1571,27 @@ TEST(Lapic, MisalignedMmioReadsZero)
     EXPECT_GE(a.stats().odd_accesses, 1u);
 }
 
+
+// The owner takes INIT and SIPI when the AP's thread next looks, so INIT,
+// SIPI, SIPI may all be pending at once (Linux's start-up sequence on a busy
+// host): carrying out the INIT must not lose the SIPIs that followed it.
+TEST(Lapic, SipiAfterInitSurvivesTheInitReset)
+{
+    Lapic a(1, false);
+    a.accept(of_mode(ApicDeliveryMode::kInit));
+    a.accept(of_mode(ApicDeliveryMode::kStartup, 0x9a));
+    ASSERT_TRUE(a.take_init());
+    a.reset();
+    EXPECT_EQ(a.take_sipi().value_or(0), 0x9a);
+}
+
+TEST(Lapic, SipiBeforeInitIsVoid)
+{
+    Lapic a(1, false);
+    a.accept(of_mode(ApicDeliveryMode::kStartup, 0x9a));
+    a.accept(of_mode(ApicDeliveryMode::kInit));
+    EXPECT_FALSE(a.sipi_pending());
+}
+
 }  // namespace
 }  // namespace kvmini
