@@ -26,24 +26,7 @@ out="$outdir/$(basename "$out")"
 work=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-initramfs.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-# newc_entry NAME MODE(octal) INO RDEVMAJOR RDEVMINOR: one data-less entry.
-newc_entry() {
-    local name=$1 mode=$2 ino=$3 rmaj=$4 rmin=$5
-    local namesize=$(( ${#name} + 1 )) nlink=1
-    [ $(( mode & 0170000 )) -eq $(( 0040000 )) ] && nlink=2
-    printf '070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X' \
-        "$ino" "$mode" 0 0 "$nlink" "$mtime" 0 0 0 "$rmaj" "$rmin" "$namesize" 0
-    printf '%s\0' "$name"
-    # header (110 bytes) + name is padded to a multiple of 4
-    local pad=$(( (4 - (110 + namesize) % 4) % 4 ))
-    [ $pad -eq 0 ] || head -c "$pad" /dev/zero
-}
-
-{
-    newc_entry dev $(( 0040755 )) 1 0 0
-    newc_entry dev/console $(( 0020600 )) 2 5 1
-    newc_entry 'TRAILER!!!' 0 0 0 0
-} >"$work/dev.cpio"
+guest_dev_console_cpio "$mtime" >"$work/dev.cpio"
 
 mkdir "$work/root"
 guest_stage "$work/root"

@@ -7,7 +7,7 @@
 guest_busybox=${KVMINI_BUSYBOX:-/bin/busybox}
 
 # Applets the init script (and a person poking around on a real-KVM host) uses.
-guest_bin_applets="sh ash cat echo ls mount umount mkdir dmesg sleep uname"
+guest_bin_applets="sh ash cat echo ls mount umount mkdir dmesg sleep uname dd sync head yes sha256sum cut setsid cttyhack grep ps"
 guest_sbin_applets="reboot poweroff halt"
 
 guest_check_busybox() {
@@ -21,7 +21,15 @@ guest_check_busybox() {
 }
 
 # The first program the guest runs. It is /init in the initramfs and
-# /sbin/init on the ext2 root.
+# /sbin/init on the ext2 root. Kernel command-line words it reads (dotted, so
+# the kernel passes them neither as arguments nor environment to init):
+#   kvmini.disktest=DEV  write 1 MiB of a known pattern (guest_disk_pattern)
+#                        at offset 1 MiB of DEV with O_DIRECT, sync, read it
+#                        back with O_DIRECT and print KVMINI-DISK-OK SHA256 or
+#                        KVMINI-DISK-BAD SHA256; the host then checks the
+#                        image file itself (tests/integration/boot_test.sh).
+#   kvmini.shell=1       give a busybox shell on the console before the reboot
+#                        (scripts/run-reference.sh --nested).
 guest_write_init() {
     cat >"$1" <<'INIT'
 #!/bin/sh
@@ -30,12 +38,38 @@ PATH=/bin:/sbin
 export PATH
 echo KVMINI-INIT-OK
 mount -t proc proc /proc
+disk= shell=
+for w in $(cat /proc/cmdline); do
+    case $w in
+        kvmini.disktest=*) disk=${w#*=} ;;
+        kvmini.shell=1) shell=1 ;;
+    esac
+done
+if [ -n "$disk" ]; then
+    pattern() { yes kvmini-disk-pattern | head -c 1048576; }
+    want=$(pattern | sha256sum | cut -d' ' -f1)
+    pattern | dd of="$disk" bs=64k seek=16 oflag=direct iflag=fullblock conv=fsync 2>/dev/null
+    sync
+    got=$(dd if="$disk" bs=64k skip=16 count=16 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)
+    if [ "$got" = "$want" ]; then echo "KVMINI-DISK-OK $got"; else echo "KVMINI-DISK-BAD $got"; fi
+fi
 cat /proc/interrupts
+if [ -n "$shell" ]; then
+    # The kernel mounts devtmpfs itself only on a disk root; cttyhack needs /dev/ttyS0.
+    [ -e /dev/ttyS0 ] || mount -t devtmpfs devtmpfs /dev
+    echo "kvmini reference guest: busybox shell; 'exit' reboots, which ends kvmini"
+    setsid cttyhack sh
+fi
 # No ACPI, so power-off cannot end the VM; a reset (reboot=k: i8042) does.
 reboot -f
 INIT
     chmod 0755 "$1"
 }
+
+# What the init's kvmini.disktest writes at offset 1 MiB, for the host's check:
+# 1 MiB of "kvmini-disk-pattern" lines (the guest makes it with busybox yes/head).
+guest_disk_pattern() { yes kvmini-disk-pattern | head -c 1048576; }
+guest_disk_pattern_offset=1048576
 
 # guest_stage DIR: populate DIR (which must exist and be empty).
 guest_stage() {
@@ -50,4 +84,27 @@ guest_stage() {
     chmod 1777 "$d/tmp"
     # Fixed timestamps so that identical inputs give identical images.
     find "$d" -exec touch -h -d "@${SOURCE_DATE_EPOCH:-0}" {} +
+}
+
+# guest_newc_entry NAME MODE(octal) INO RDEVMAJOR RDEVMINOR: one data-less entry.
+guest_newc_entry() {
+    local name=$1 mode=$2 ino=$3 rmaj=$4 rmin=$5
+    local namesize=$(( ${#name} + 1 )) nlink=1
+    [ $(( mode & 0170000 )) -eq $(( 0040000 )) ] && nlink=2
+    printf '070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X' \
+        "$ino" "$mode" 0 0 "$nlink" "${guest_newc_mtime:-0}" 0 0 0 "$rmaj" "$rmin" "$namesize" 0
+    printf '%s\0' "$name"
+    # header (110 bytes) + name is padded to a multiple of 4
+    local pad=$(( (4 - (110 + namesize) % 4) % 4 ))
+    [ $pad -eq 0 ] || head -c "$pad" /dev/zero
+}
+
+# guest_dev_console_cpio MTIME: a newc archive holding only /dev and
+# /dev/console (5:1), written directly so that no root is needed (mknod). The
+# kernel unpacks concatenated archives in order, so it goes first.
+guest_dev_console_cpio() {
+    local guest_newc_mtime=$1
+    guest_newc_entry dev $(( 0040755 )) 1 0 0
+    guest_newc_entry dev/console $(( 0020600 )) 2 5 1
+    guest_newc_entry 'TRAILER!!!' 0 0 0 0
 }
