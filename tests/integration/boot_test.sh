@@ -16,12 +16,26 @@
 # told to keep its tick on the PIT (no TSC-deadline, no LAPIC timer), and the
 # test checks that the timer went through IOAPIC pin 2 and that kvmini raised
 # at least 100 interrupt lines (the ticks) during the boot.
-# On a host with hardware KVM the guest's userspace runs too: the test then
-# also waits for the initramfs marker KVMINI-INIT-OK and kvmini's exit 0.
+# On a host with hardware KVM (VMX/SVM in /proc/cpuinfo: a real KVM runner,
+# or the L1 machine of the hardware-style lane, tests/nested/) the guest's
+# userspace runs too: the test then also waits for the init's marker
+# KVMINI-INIT-OK and kvmini's exit 0, and checks the guest's /proc/interrupts:
+# the serial port (IRQ 4) counted on the IO-APIC, and with a disk root the
+# virtio interrupts on PCI-MSI (disk-msix) or the IO-APIC (disk-intx). With a
+# disk root it also gives the guest a second, empty virtio-blk disk (vdb):
+# the init writes a known pattern there with dd (kvmini.disktest=), reads it
+# back, and once kvmini has exited this script checks that the pattern is in
+# the image file.
 # On a software-KVM host (no VMX/SVM, see ../shared/HOST-KVM.md) Linux
 # userspace cannot run, so the test ends at `Run /init` and says so.
 #
 # Appends "PASS: name" or "FAIL: name (why)" to $KVMINI_TEST_RESULTS if set.
+#
+# Environment: KVMINI (default build/kvmini); KVMINI_BOOT_TIMEOUT (900 s);
+# KVMINI_VMLINUX, KVMINI_INITRAMFS, KVMINI_ROOTFS: prebuilt guest files
+# instead of building them (the rootfs is copied; used where no build can
+# run, inside the lane's L1); KVMINI_BOOT_RUN: a repeat's tag, added to the
+# test's name and log directory.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -30,9 +44,10 @@ cpus=${2:?cpus}
 shift 2
 root=initramfs
 case ${1:-} in initramfs|disk-msix|disk-intx) root=$1; shift ;; esac
-name="boot linux irqchip=$mode cpus=$cpus root=$root${*:+ $*}"
+run_tag=${KVMINI_BOOT_RUN:-}
+name="boot linux irqchip=$mode cpus=$cpus root=$root${*:+ $*}${run_tag:+ run $run_tag}"
 timeout_s=${KVMINI_BOOT_TIMEOUT:-900}
-out=build/boot-test/$mode-$cpus-$root
+out=build/boot-test/$mode-$cpus-$root${run_tag:+-run$run_tag}
 mkdir -p "$out"
 
 result() {
@@ -42,29 +57,50 @@ result() {
   exit $?
 }
 
-vmlinux=$(guests/linux/build-kernel.sh | tail -n 1) || result FAIL "kernel build failed"
-root_args=()
-init_line='Run /init as init process'
-if [ "$root" = initramfs ]; then
-  initrd=$(guests/linux/build-initramfs.sh "$out/initramfs.cpio" | tail -n 1) || result FAIL "initramfs build failed"
-  root_args=(-i "$initrd")
+if [ -n "${KVMINI_VMLINUX:-}" ]; then
+  vmlinux=$KVMINI_VMLINUX
 else
-  disk=$(guests/linux/build-rootfs.sh "$out/rootfs.img" | tail -n 1) || result FAIL "root disk build failed"
-  root_args=(-d "$disk")
-  init_line='Run /sbin/init as init process'
+  vmlinux=$(guests/linux/build-kernel.sh | tail -n 1) || result FAIL "kernel build failed"
 fi
-
 hardware=0
 grep -qwE 'vmx|svm' /proc/cpuinfo && hardware=1
+
+root_args=()
+init_line='Run /init as init process'
+data_disk=
+if [ "$root" = initramfs ]; then
+  if [ -n "${KVMINI_INITRAMFS:-}" ]; then
+    initrd=$KVMINI_INITRAMFS
+  else
+    initrd=$(guests/linux/build-initramfs.sh "$out/initramfs.cpio" | tail -n 1) || result FAIL "initramfs build failed"
+  fi
+  root_args=(-i "$initrd")
+else
+  if [ -n "${KVMINI_ROOTFS:-}" ]; then
+    disk=$out/rootfs.img
+    cp "$KVMINI_ROOTFS" "$disk" || result FAIL "cannot copy $KVMINI_ROOTFS"
+  else
+    disk=$(guests/linux/build-rootfs.sh "$out/rootfs.img" | tail -n 1) || result FAIL "root disk build failed"
+  fi
+  root_args=(-d "$disk")
+  init_line='Run /sbin/init as init process'
+  if [ "$hardware" = 1 ]; then
+    # The disk the guest's init writes its pattern to (vdb), fresh each run.
+    data_disk=$out/data.img
+    rm -f "$data_disk" && truncate -s 4M "$data_disk" || result FAIL "cannot create $data_disk"
+    root_args+=(-d "$data_disk")
+  fi
+fi
 
 params="console=ttyS0 lpj=5000000 tsc=reliable panic=-1 reboot=k"
 [ "$root" = initramfs ] || params="$params root=/dev/vda"
 [ "$root" = disk-intx ] && params="$params pci=nomsi"
 [ "$mode" = kernel ] || params="$params clearcpuid=tsc_deadline_timer noapictimer"
+[ -n "$data_disk" ] && params="$params kvmini.disktest=/dev/vdb"
 
 log=$out/console.log
 err=$out/kvmini.log
-start=$(date +%s.%N)
+start=$(date +%s%N)
 "${KVMINI:-build/kvmini}" run -k "$vmlinux" "${root_args[@]}" -m 128 -c "$cpus" --irqchip "$mode" --stats \
   -p "$params" "$@" </dev/null >"$log" 2>"$err" &
 pid=$!
@@ -89,7 +125,8 @@ if kill -0 "$pid" 2>/dev/null; then
 fi
 wait "$pid"
 status=$?
-elapsed=$(echo "$(date +%s.%N) - $start" | bc)
+elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+elapsed=$(printf '%d.%03d' $((elapsed / 1000)) $((elapsed % 1000)))
 to_init=$(grep -m1 "$init_line" "$log" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p')
 
 fail=()
@@ -117,9 +154,52 @@ if [ "$mode" != kernel ]; then
   raises=$(sed -n 's/.*gsi_raises=\([0-9]*\).*/\1/p' "$err" | tail -n 1)
   [ "${raises:-0}" -ge 100 ] || fail+=("only ${raises:-0} interrupt lines raised through kvmini's models (timer not ticking?)")
 fi
+# /proc/interrupts as the guest's init printed it: the summed count of the
+# line whose chip and name match ($1: chip regex, $2: name regex), empty if
+# there is none.
+irq_count() {
+  local ncpu=$cpus
+  tr -d '\r' <"$log" | awk -v n="$ncpu" -v chip="$1" -v dev="$2" '
+    /^ *[0-9]+: / {
+      sum = 0; for (i = 2; i <= n + 1; i++) sum += $i
+      rest = ""; for (i = n + 2; i <= NF; i++) rest = rest " " $i
+      if (rest ~ chip && $NF ~ dev) { found = 1; total += sum }
+    }
+    END { if (found) print total }'
+}
 if [ "$hardware" = 1 ]; then
-  grep -q 'KVMINI-INIT-OK' "$log" || fail+=("initramfs marker not printed")
+  [ "$timed_out" = 0 ] || fail+=("stopped after the ${timeout_s} s timeout")
+  grep -q 'KVMINI-INIT-OK' "$log" || fail+=("init marker KVMINI-INIT-OK not printed")
   [ "$status" = 0 ] || fail+=("kvmini exit status $status")
+  n=$(irq_count 'IO-APIC' '^ttyS0$')
+  [ "${n:-0}" -gt 0 ] || fail+=("/proc/interrupts: ttyS0 not counted on the IO-APIC (${n:-no line})")
+  if [ "$mode" != kernel ]; then
+    n=$(irq_count 'IO-APIC' '^timer$')
+    [ "${n:-0}" -gt 0 ] || fail+=("/proc/interrupts: the PIT tick (timer) not counted on the IO-APIC (${n:-no line})")
+  fi
+  if [ "$root" = disk-msix ]; then
+    n=$(irq_count 'PCI-MSI' '^virtio[0-9]+-')
+    [ "${n:-0}" -gt 0 ] || fail+=("/proc/interrupts: no virtio interrupt counted on PCI-MSI (${n:-no line})")
+  elif [ "$root" = disk-intx ]; then
+    n=$(irq_count 'IO-APIC' '^virtio[0-9]+')
+    [ "${n:-0}" -gt 0 ] || fail+=("/proc/interrupts: no virtio interrupt counted on the IO-APIC (${n:-no line})")
+    ! grep -q 'PCI-MSI' "$log" || fail+=("/proc/interrupts: PCI-MSI lines despite pci=nomsi")
+  fi
+  if [ -n "$data_disk" ]; then
+    # The guest's own read-back, then the image file itself (kvmini has exited).
+    # shellcheck source=../../guests/linux/guest-files.sh
+    . guests/linux/guest-files.sh
+    want=$(guest_disk_pattern | sha256sum | cut -d' ' -f1)
+    guest_sum=$(tr -d '\r' <"$log" | sed -n 's/^KVMINI-DISK-\(OK\|BAD\) \([0-9a-f]*\)$/\2/p' | head -n 1)
+    if [ -z "$guest_sum" ]; then
+      fail+=("the guest printed no KVMINI-DISK line (disk test did not run)")
+    elif [ "$guest_sum" != "$want" ]; then
+      fail+=("the guest read back sha256 $guest_sum from vdb, wrote $want")
+    fi
+    file_sum=$(dd if="$data_disk" bs=64k skip=$((guest_disk_pattern_offset / 65536)) count=16 2>/dev/null |
+               sha256sum | cut -d' ' -f1)
+    [ "$file_sum" = "$want" ] || fail+=("$data_disk holds sha256 $file_sum at offset 1 MiB, not the pattern's $want")
+  fi
 fi
 grep -q 'kvmini: error' "$err" && fail+=("kvmini error: $(grep -m1 'kvmini: error' "$err")")
 
