@@ -1,0 +1,36 @@
+# The hardware-style KVM lane: the Linux boot tests all the way into userspace
+# (init marker, kvmini exit 0, /proc/interrupts, a pattern written to a second
+# disk and checked in its image), each irqchip mode, 1 and 2 vCPUs, 2-vCPU
+# configurations repeated, and the test-guest matrix
+# (tests/integration/hardware_lane.sh).
+#
+#   make nested-lane    inside QEMU TCG with SVM (tests/nested/run-lane.sh):
+#                       results "nested: ..."; for hosts whose KVM is software
+#   make hardware-lane  directly on this host's /dev/kvm (VMX/SVM needed):
+#                       results "hardware-kvm: ..."; a real KVM runner
+#   make lane-tests     (part of `make test`) one of the two: KVMINI_LANE=auto
+#                       (default) picks hardware-lane where /proc/cpuinfo shows
+#                       VMX or SVM, nested-lane elsewhere; KVMINI_LANE=nested
+#                       or hardware forces one (CI forces hardware, so that a
+#                       runner without VMX/SVM fails instead of falling back).
+KVMINI_LANE ?= auto
+.PHONY: nested-lane hardware-lane lane-tests
+nested-lane: $(BUILD)/kvmini guests
+	tests/nested/run-lane.sh --no-build
+
+hardware-lane: $(BUILD)/kvmini guests
+	tests/integration/hardware_lane.sh --prefix "hardware-kvm: "
+
+lane-tests: $(BUILD)/kvmini guests
+	@lane=$(KVMINI_LANE); \
+	if [ "$$lane" = auto ]; then \
+	  if grep -qwE 'vmx|svm' /proc/cpuinfo; then lane=hardware; else lane=nested; fi; \
+	fi; \
+	echo "lane-tests: the $$lane lane"; \
+	case $$lane in \
+	  hardware) tests/integration/hardware_lane.sh --prefix "hardware-kvm: " ;; \
+	  nested) tests/nested/run-lane.sh --no-build ;; \
+	  *) echo "KVMINI_LANE must be auto, nested or hardware, not '$$lane'"; exit 2 ;; \
+	esac
+
+TEST_TARGETS += lane-tests
