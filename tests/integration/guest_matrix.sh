@@ -252,10 +252,18 @@ if [ "$vmm" = kvmini ] && { [ -z "$only_guests" ] || [[ $only_guests == *" harne
   self_test harness_hang $ok "stopped by the ${hang_timeout_s} s timeout" "a guest that hangs must be stopped by the timeout and fail; it came out $verdict after $elapsed s: ${why:-no reason}"
 
   run_guest harness_triple kernel 1 "" "$timeout_s"
-  ok=0
-  if [ "$verdict" = fail ] && [[ $why == "triple fault"* ]] && grep -aq '^RIP=' "$err" &&
-     grep -aq 'RAX=00000000007e1f1e' "$err"; then ok=1; fi
-  self_test harness_triple $ok "triple fault, registers shown" "a guest that triple-faults must fail with kvmini's register dump; it came out $verdict: ${why:-no reason}"
+  ok=0 short="triple fault, registers shown"
+  if [ "$verdict" = fail ] && [[ $why == "triple fault"* ]] && grep -aq '^RIP=' "$err"; then
+    if grep -aq 'RAX=00000000007e1f1e' "$err"; then
+      ok=1
+    elif grep -qw svm /proc/cpuinfo && grep -aq '^RIP=000000000000fff0' "$err"; then
+      # KVM on AMD SVM INITs the vCPU before it reports the shutdown (Linux
+      # arch/x86/kvm/svm/svm.c shutdown_interception: the VMCB is undefined
+      # after SHUTDOWN), so the registers read then are the reset state.
+      ok=1 short="triple fault; SVM: registers are the reset state"
+    fi
+  fi
+  self_test harness_triple $ok "$short" "a guest that triple-faults must fail with kvmini's register dump; it came out $verdict: ${why:-no reason}"
   details+=("    kvmini's register dump, from $err:")
   while IFS= read -r line; do details+=("      $line"); done < <(grep -a -A8 'triple fault (shutdown)' "$err" | tail -n +2)
 fi
