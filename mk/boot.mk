@@ -1,12 +1,13 @@
 # Linux boot tests (tests/integration/boot_test.sh): the reference guest with
-# the in-kernel irqchip and with the split irqchip, on 1 and 2 vCPUs. The
+# the in-kernel, the split and the user irqchip, on 1 and 2 vCPUs. The
 # guest kernel is built once and cached outside the clone
 # (guests/linux/build-kernel.sh).
 # The root file system on a virtio-blk disk, interrupting by MSI-X or INTx:
 # each mode and CPU count once with each interrupt kind.
 BOOT_TESTS := boot-test-kernel-1 boot-test-kernel-2 boot-test-split-1 boot-test-split-2 \
               boot-test-kernel-1-disk-msix boot-test-kernel-2-disk-intx \
-              boot-test-split-1-disk-intx boot-test-split-2-disk-msix
+              boot-test-split-1-disk-intx boot-test-split-2-disk-msix \
+              boot-test-user-1 boot-test-user-2 boot-test-user-1-disk-msix boot-test-user-2-disk-intx
 .PHONY: $(BOOT_TESTS)
 # boot-test-MODE-CPUS[-disk-KIND] -> boot_test.sh MODE CPUS [disk-KIND]
 $(BOOT_TESTS): boot-test-%: $(BUILD)/kvmini
