@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # An interrupt storm must not starve kvmini's other threads or the terminal.
-# For each irqchip mode (kernel, split) the storm guest (guests/tests/storm.c:
+# For each irqchip mode (kernel, split, user) the storm guest (guests/tests/storm.c:
 # IOAPIC pin 10 level-triggered, raised through pc-testdev and never lowered,
 # the handler only counts and EOIs) runs with kvmini's stdin a FIFO this
 # script holds open:
@@ -14,14 +14,21 @@
 #     within 5 s, with status 0 and "quit from the console (Ctrl-A x)" on
 #     stderr: the terminal thread is served while the vCPU is stormed;
 #   - the storm was real: the guest's count (above), and in split mode, where
-#     kvmini's IOAPIC delivers each interrupt as an MSI, --stats msis too.
+#     kvmini's IOAPIC delivers each interrupt as an MSI, --stats msis too; in
+#     user mode, where kvmini's LAPIC takes them, --stats injected.
 #
-#   storm_test.sh [--modes "kernel split"] [--quit BYTES]
+# Then, per mode, a guest halted with interrupts off forever
+# (guests/tests/harness_hang.c: cli; hlt): Ctrl-A x must end kvmini with
+# status 0 and SIGTERM with 143, each within 5 s (in user mode the vCPU
+# thread sleeps in kvmini, not in KVM, so this is kvmini's own wake-up).
+#
+#   storm_test.sh [--modes "kernel split user"] [--quit BYTES]
 #
 # --quit gives the bytes sent to quit, as printf(1) escapes (default
 # '\001x'); a wrong sequence must make the test fail (its self-check).
 # Logs in build/storm-test/MODE.{console,kvmini}.log. Appends "PASS: storm
-# MODE" or "FAIL: storm MODE (why)" to $KVMINI_TEST_RESULTS if set; exits 1
+# MODE" / "PASS: halted forever MODE quit|sigterm" or "FAIL: ... (why)" to
+# $KVMINI_TEST_RESULTS if set; exits 1
 # if any mode failed. Environment: KVMINI (default build/kvmini).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,7 +36,8 @@ cd "$(dirname "$0")/../.."
 kvmini=${KVMINI:-build/kvmini}
 elf=build/guests/storm.elf
 out=build/storm-test
-modes=(kernel split)
+modes=(kernel split user)
+hang_elf=build/guests/harness_hang.elf
 quit='\001x'
 start_timeout_s=30
 quit_timeout_s=5
@@ -51,8 +59,11 @@ pid=
 fifo=
 
 result() {  # PASS|FAIL mode [why]
-  echo "$1: storm $2${3:+ ($3)}"
-  [ -n "${KVMINI_TEST_RESULTS:-}" ] && echo "$1: storm $2${3:+ ($3)}" >> "$KVMINI_TEST_RESULTS"
+  record "$1" "storm $2" "${3:-}"
+}
+record() {  # PASS|FAIL name [why]
+  echo "$1: $2${3:+ ($3)}"
+  [ -n "${KVMINI_TEST_RESULTS:-}" ] && echo "$1: $2${3:+ ($3)}" >> "$KVMINI_TEST_RESULTS"
   [ "$1" = PASS ] || failed=1
 }
 
@@ -152,6 +163,12 @@ run_mode() {
     result FAIL "$mode" "--stats msis=$msis: fewer than $min_count deliveries by kvmini's IOAPIC"
     return
   fi
+  local injected
+  injected=$(sed -n 's/.*interrupts:.* injected=\([0-9]*\).*/\1/p' "$err" | head -n 1)
+  if [ "$mode" = user ] && ((${injected:-0} < min_count)); then
+    result FAIL "$mode" "--stats injected=${injected:-none}: fewer than $min_count injections by kvmini's LAPIC"
+    return
+  fi
   n=$(guest_count)
   local rate
   rate=$(grep -a '^storm: ' "$console" | tail -n 1 | sed -n 's/.*, \([0-9]*\) per second.*/\1/p')
@@ -163,5 +180,49 @@ if [ ! -x "$kvmini" ] || [ ! -f "$elf" ]; then
   for mode in "${modes[@]}"; do result FAIL "$mode" "$kvmini or $elf not built"; done
   exit 1
 fi
+# A vCPU halted with IF=0 forever: `how` is quit (Ctrl-A x, status 0) or
+# sigterm (status 143); either must end kvmini within $quit_timeout_s s.
+run_halted() {
+  local mode=$1 how=$2 name="halted forever $1 $2"
+  console=$out/halt-$mode-$how.console.log
+  err=$out/halt-$mode-$how.kvmini.log
+  fifo=$(mktemp -u "${TMPDIR:-/tmp}/kvmini-halt.XXXXXX")
+  mkfifo "$fifo" || { record FAIL "$name" "mkfifo failed"; return; }
+  exec 3<>"$fifo"
+  timeout --kill-after=5 60 "$kvmini" run --test-devices -k "$hang_elf" -m 32 --irqchip "$mode" \
+    -p "mode=$mode" <"$fifo" >"$console" 2>"$err" &
+  pid=$!
+  local deadline=$((SECONDS + start_timeout_s))
+  until grep -aq 'hangs on purpose' "$console"; do
+    if ! kill -0 "$pid" 2>/dev/null || ((SECONDS >= deadline)); then
+      stop_kvmini
+      record FAIL "$name" "the guest did not start"
+      return
+    fi
+    sleep 0.1
+  done
+  sleep 0.5  # let it reach HLT
+  local want
+  if [ "$how" = quit ]; then printf "$quit" >&3; want=0; else kill -TERM "$pid"; want=143; fi
+  for _ in $(seq $((quit_timeout_s * 20))); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    stop_kvmini
+    record FAIL "$name" "kvmini still running $quit_timeout_s s later"
+  else
+    wait "$pid"; local status=$?; pid=
+    if [ "$status" = "$want" ]; then record PASS "$name"; else record FAIL "$name" "exit status $status, not $want"; fi
+  fi
+  exec 3>&-
+  rm -f "$fifo"; fifo=
+}
+
 for mode in "${modes[@]}"; do run_mode "$mode"; done
+if [ -x "$kvmini" ] && [ -f "$hang_elf" ]; then
+  for mode in "${modes[@]}"; do run_halted "$mode" quit; run_halted "$mode" sigterm; done
+else
+  for mode in "${modes[@]}"; do record FAIL "halted forever $mode" "$hang_elf not built"; done
+fi
 exit "$failed"
