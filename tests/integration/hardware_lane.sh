@@ -24,8 +24,9 @@
 #
 # Environment as boot_test.sh and guest_matrix.sh (KVMINI, KVMINI_VMLINUX,
 # KVMINI_INITRAMFS, KVMINI_ROOTFS, KVMINI_BOOT_TIMEOUT).
+# No -e: a failing test is recorded and the run goes on to the next one.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 
 # The irqchip modes this lane runs: the one list to extend when a mode lands.
 IRQCHIP_MODES="kernel split"

@@ -25,8 +25,9 @@
 #
 # Environment: QEMU (qemu-system-x86_64), KVMINI_L1_MEM (2560),
 # KVMINI_L1_TIMEOUT (3000 s for the whole L1 run).
+# No -e: a failing test is recorded and the run goes on to the next one.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 
 qemu=${QEMU:-qemu-system-x86_64}
 mem=${KVMINI_L1_MEM:-2560}
