@@ -9,7 +9,8 @@
 
 namespace kvmini {
 
-void Bus::add(uint64_t base, uint64_t len, BusDevice& device, std::string device_name)
+void Bus::add(uint64_t base, uint64_t len, BusDevice& device, std::string device_name,
+              std::function<void()> after_write)
 {
     if (len == 0 || base + len < base)
         throw Error(fmt::format("{} bus: bad range {:#x}+{:#x} for {}", name_, base, len, device_name));
@@ -24,7 +25,8 @@ void Bus::add(uint64_t base, uint64_t len, BusDevice& device, std::string device
             throw Error(fmt::format("{} bus: {} at {:#x}+{:#x} overlaps {} at {:#x}+{:#x}", name_, device_name, base,
                                     len, prev->second.name, prev->first, prev->second.len));
     }
-    ranges_.emplace(base, Range{len, &device, std::move(device_name)});
+    auto hook = after_write ? std::make_shared<const std::function<void()>>(std::move(after_write)) : nullptr;
+    ranges_.emplace(base, Range{len, &device, std::move(device_name), std::move(hook)});
 }
 
 bool Bus::remove(uint64_t base)
@@ -33,7 +35,7 @@ bool Bus::remove(uint64_t base)
     return ranges_.erase(base) == 1;
 }
 
-BusDevice* Bus::find(uint64_t addr, uint64_t len, uint64_t& offset) const
+const Bus::Range* Bus::find(uint64_t addr, uint64_t len, uint64_t& offset) const
 {
     auto it = ranges_.upper_bound(addr);
     if (it == ranges_.begin()) return nullptr;
@@ -41,16 +43,16 @@ BusDevice* Bus::find(uint64_t addr, uint64_t len, uint64_t& offset) const
     const uint64_t off = addr - it->first;
     if (off >= it->second.len || len > it->second.len - off) return nullptr;
     offset = off;
-    return it->second.device;
+    return &it->second;
 }
 
 bool Bus::read(uint64_t addr, std::span<uint8_t> data)
 {
-    BusDevice* device;
+    BusDevice* device = nullptr;
     uint64_t offset = 0;
     {
         std::shared_lock lock(mutex_);
-        device = find(addr, data.size(), offset);
+        if (const Range* r = find(addr, data.size(), offset)) device = r->device;
     }
     if (!device) {
         std::memset(data.data(), 0xff, data.size());
@@ -63,17 +65,22 @@ bool Bus::read(uint64_t addr, std::span<uint8_t> data)
 
 bool Bus::write(uint64_t addr, std::span<const uint8_t> data)
 {
-    BusDevice* device;
+    BusDevice* device = nullptr;
+    std::shared_ptr<const std::function<void()>> after_write;
     uint64_t offset = 0;
     {
         std::shared_lock lock(mutex_);
-        device = find(addr, data.size(), offset);
+        if (const Range* r = find(addr, data.size(), offset)) {
+            device = r->device;
+            after_write = r->after_write;
+        }
     }
     if (!device) {
         unclaimed_writes_.fetch_add(1, std::memory_order_relaxed);
         return false;
     }
     device->write(offset, data);
+    if (after_write) (*after_write)();
     return true;
 }
 

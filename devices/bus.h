@@ -6,7 +6,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <shared_mutex>
 #include <span>
 #include <string>
@@ -30,8 +32,11 @@ public:
 
     // Claims [base, base+len) for `device` (which must outlive the bus or be
     // removed first). Throws Error naming both devices if it overlaps a range
-    // already claimed, or if len is 0 or the range wraps.
-    void add(uint64_t base, uint64_t len, BusDevice& device, std::string device_name);
+    // already claimed, or if len is 0 or the range wraps. `after_write`, if
+    // given, runs after each write the device handled (an irqchip re-arms a
+    // timer or re-reads routes when the guest reprogrammed a model).
+    void add(uint64_t base, uint64_t len, BusDevice& device, std::string device_name,
+             std::function<void()> after_write = {});
     // Releases the range starting exactly at `base` (PCI BAR moves). False if none.
     bool remove(uint64_t base);
 
@@ -48,9 +53,10 @@ private:
         uint64_t len;
         BusDevice* device;
         std::string name;
+        std::shared_ptr<const std::function<void()>> after_write;  // null: none
     };
-    // Finds the device whose range holds the whole access; nullptr if none.
-    BusDevice* find(uint64_t addr, uint64_t len, uint64_t& offset) const;
+    // Finds the range that holds the whole access; nullptr if none.
+    const Range* find(uint64_t addr, uint64_t len, uint64_t& offset) const;
 
     std::string name_;
     mutable std::shared_mutex mutex_;

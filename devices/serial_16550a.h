@@ -33,7 +33,7 @@
 #include <span>
 
 #include "devices/bus.h"
-#include "irqchip/irq_line.h"
+#include "devices/irq_line.h"
 
 namespace kvmini {
 

@@ -8,9 +8,11 @@
 #include <cstdint>
 #include <optional>
 
+#include "devices/irq_line.h"
+
 namespace kvmini::gsi {
 
-inline constexpr uint32_t kIoapicPins = 24;   // 82093AA: 24 redirection entries
+inline constexpr uint32_t kIoapicPins = kGsiCount;  // 82093AA: 24 redirection entries
 inline constexpr uint32_t kIsaIrqs = 16;
 inline constexpr uint32_t kPicCascadeIrq = 2;
 inline constexpr uint32_t kFirstPciGsi = 16;

@@ -6,16 +6,6 @@
 
 namespace kvmini {
 
-void IrqLine::set_level(bool high)
-{
-    if (router_) router_->set_level(gsi_, source_, high);
-}
-
-void MsiSender::send(const MsiMessage& msg) const
-{
-    if (router_) router_->send_msi(msg);
-}
-
 IrqLine IrqRouter::line(uint32_t gsi)
 {
     if (gsi >= gsi::kIoapicPins) throw Error("no GSI " + std::to_string(gsi) + " (the IOAPIC has 24 pins)");

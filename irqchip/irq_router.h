@@ -9,22 +9,22 @@
 #include <mutex>
 
 #include "irqchip/gsi_layout.h"
-#include "irqchip/irq_line.h"
+#include "devices/irq_line.h"
 #include "irqchip/irqchip.h"
 
 namespace kvmini {
 
-class IrqRouter {
+class IrqRouter : public IrqSink {
 public:
     explicit IrqRouter(IrqChip& chip) : chip_(chip) {}
 
     // A new source on `gsi` (0..23). Throws Error for a GSI out of range or
     // more than 64 sources on one GSI.
-    IrqLine line(uint32_t gsi);
-    MsiSender msi_sender() { return MsiSender(this); }
+    IrqLine line(uint32_t gsi) override;
+    MsiSender msi_sender() override { return MsiSender(this); }
 
-    void set_level(uint32_t gsi, uint32_t source, bool level);
-    void send_msi(const MsiMessage& msg);
+    void set_level(uint32_t gsi, uint32_t source, bool level) override;
+    void send_msi(const MsiMessage& msg) override;
 
     bool gsi_level(uint32_t gsi) const;
 

@@ -28,7 +28,7 @@
 #include <string>
 #include <vector>
 
-#include "irqchip/irq_line.h"
+#include "devices/irq_line.h"
 
 namespace kvmini {
 
@@ -39,7 +39,7 @@ class Bus;
 enum class IrqChipMode { kKernel, kSplit, kUser };
 std::string to_string(IrqChipMode mode);
 
-enum class PitPolicy;  // irqchip/pit_8254.h
+enum class PitPolicy;  // irqchip/models/pit_8254.h
 
 // What the modes that emulate the PIT need to know.
 struct IrqChipOptions {

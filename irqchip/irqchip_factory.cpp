@@ -1,9 +1,9 @@
 #include <memory>
 
 #include "irqchip/irqchip.h"
-#include "irqchip/kernel_irqchip.h"
-#include "irqchip/split_irqchip.h"
-#include "irqchip/user_irqchip.h"
+#include "irqchip/backends/kernel_irqchip.h"
+#include "irqchip/backends/split_irqchip.h"
+#include "irqchip/backends/user_irqchip.h"
 #include "vmm/error.h"
 #include "vmm/kvm.h"
 

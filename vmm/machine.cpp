@@ -18,7 +18,7 @@
 #include "devices/serial_16550a.h"
 #include "devices/test/test_devices.h"
 #include "irqchip/gsi_layout.h"
-#include "irqchip/ioapic.h"
+#include "irqchip/models/ioapic.h"
 #include "vmm/boot/linux_loader.h"
 #include "vmm/boot/mptable.h"
 #include "vmm/console_watch.h"

@@ -27,7 +27,7 @@
 
 #include "devices/bus.h"
 #include "devices/pci/pci_regs.h"
-#include "irqchip/irq_line.h"
+#include "devices/irq_line.h"
 
 namespace kvmini {
 

@@ -2,7 +2,7 @@
 
 namespace kvmini {
 
-PcTestdevIrq::PcTestdevIrq(IrqRouter& router)
+PcTestdevIrq::PcTestdevIrq(IrqSink& router)
 {
     for (uint32_t n = 0; n < pc_testdev::kLines; ++n) lines_[n] = router.line(n);
 }

@@ -1,7 +1,7 @@
 // The interrupt-line part of QEMU's pc-testdev: a byte written to port
 // 0x2000 + n drives ISA/IOAPIC interrupt line n to (byte != 0), so a test
 // kernel can raise and lower any line (edge or level) at will. In kvmini line
-// n is GSI n of the routing layer (irqchip/gsi_layout.h): ISA IRQ n on the
+// n is GSI n of the routing layer (irqchip/gsi_layout.h, wired by the machine): ISA IRQ n on the
 // 8259A pair for n < 16 (n != 2), and IOAPIC pin n (GSI 0 on pin 2).
 //
 // kvmini decodes the whole 256-port window 0x2000..0x20ff; writes to lines
@@ -18,22 +18,20 @@
 #include <span>
 
 #include "devices/bus.h"
-#include "irqchip/gsi_layout.h"
-#include "irqchip/irq_line.h"
-#include "irqchip/irq_router.h"
+#include "devices/irq_line.h"
 
 namespace kvmini {
 
 namespace pc_testdev {
 inline constexpr uint64_t kIrqPortBase = 0x2000;  // QEMU hw/misc/pc-testdev.c "pc-testdev-irq"
 inline constexpr uint64_t kIrqPortCount = 0x100;
-inline constexpr uint32_t kLines = gsi::kIoapicPins;  // 24
+inline constexpr uint32_t kLines = kGsiCount;  // 24
 }  // namespace pc_testdev
 
 class PcTestdevIrq : public BusDevice {
 public:
     // Takes one IrqLine of `router` for each line 0..23.
-    explicit PcTestdevIrq(IrqRouter& router);
+    explicit PcTestdevIrq(IrqSink& router);
 
     void read(uint64_t offset, std::span<uint8_t> data) override;
     void write(uint64_t offset, std::span<const uint8_t> data) override;

@@ -6,7 +6,7 @@
 
 namespace kvmini {
 
-TestDevices::TestDevices(Bus& pio, IrqRouter& router, const TestDeviceConfig& config) : pio_(pio)
+TestDevices::TestDevices(Bus& pio, IrqSink& router, const TestDeviceConfig& config) : pio_(pio)
 {
     auto exit_dev = std::make_unique<DebugExit>(config.exit);
     auto lines = std::make_unique<PcTestdevIrq>(router);

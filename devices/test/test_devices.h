@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "devices/bus.h"
-#include "irqchip/irq_router.h"
+#include "devices/irq_line.h"
 
 namespace kvmini {
 
@@ -31,7 +31,7 @@ struct TestDeviceConfig {
 // The bus must outlive this object (the destructor releases the ports).
 class TestDevices {
 public:
-    TestDevices(Bus& pio, IrqRouter& router, const TestDeviceConfig& config);
+    TestDevices(Bus& pio, IrqSink& router, const TestDeviceConfig& config);
     ~TestDevices();
     TestDevices(const TestDevices&) = delete;
     TestDevices& operator=(const TestDevices&) = delete;

@@ -99,3 +99,18 @@ TEST(Bus, RemovedRangeIsUnclaimed)
     EXPECT_FALSE(bus.read(0x1000, {&v, 1}));
     EXPECT_NO_THROW(bus.add(0x1000, 0x100, a, "bar moved back"));
 }
+
+TEST(Bus, AfterWriteHookRunsOnceAfterEachHandledWrite)
+{
+    Bus bus("test");
+    RecordingDevice dev;
+    std::vector<size_t> writes_seen;  // how many writes the device had when the hook ran
+    bus.add(0x40, 4, dev, "pit", [&] { writes_seen.push_back(dev.writes.size()); });
+    const uint8_t v = 1;
+    uint8_t b = 0;
+    bus.write(0x43, {&v, 1});
+    bus.read(0x40, {&b, 1});   // reads do not run it
+    bus.write(0x44, {&v, 1});  // unclaimed: not this device's
+    bus.write(0x40, {&v, 1});
+    EXPECT_EQ(writes_seen, (std::vector<size_t>{1, 2}));
+}

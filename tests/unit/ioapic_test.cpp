@@ -1,6 +1,6 @@
 // Ioapic against the Intel 82093AA datasheet (3.1, 3.2.1-3.2.4). Register
 // values are written as the datasheet's bit patterns.
-#include "irqchip/ioapic.h"
+#include "irqchip/models/ioapic.h"
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,7 @@
 // 11.12.1.2 x2APIC MSRs), not through the model's constants, so a wrong
 // constant in the model shows up here. Time is a plain uint64_t in ns that the
 // tests advance by hand; the timer input is the header's 1 GHz bus clock.
-#include "irqchip/lapic.h"
+#include "irqchip/models/lapic.h"
 
 #include <gtest/gtest.h>
 

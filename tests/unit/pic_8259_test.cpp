@@ -1,6 +1,6 @@
 // Pic8259Pair against the Intel 8259A datasheet. Command bytes are written as
 // the datasheet's bit patterns, not through the model's constants.
-#include "irqchip/pic_8259.h"
+#include "irqchip/models/pic_8259.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Pit8254 against the Intel 8254 datasheet. Times are given in CLK pulses of
 // the 1.193182 MHz input: at(k) is the first nanosecond at which pulse
 // base+k has happened. A count written at at(0) is loaded on pulse base+1.
-#include "irqchip/pit_8254.h"
+#include "irqchip/models/pit_8254.h"
 
 #include <gtest/gtest.h>
 

@@ -1,31 +1,10 @@
-#include "irqchip/pc_chipset.h"
+#include "irqchip/backends/pc_chipset.h"
 
 #include "devices/bus.h"
 #include "irqchip/gsi_layout.h"
 #include "vmm/memory_layout.h"
 
 namespace kvmini {
-
-// Forwards accesses to a model's registers and runs `after_write` once a
-// guest write was handled (re-arm the PIT, re-mirror I/O APIC routes,
-// re-check a tick the 8259A was to acknowledge).
-class PcChipset::ObservedRegisters : public BusDevice {
-public:
-    ObservedRegisters(BusDevice& inner, std::function<void()> after_write)
-        : inner_(inner), after_write_(std::move(after_write))
-    {
-    }
-    void read(uint64_t offset, std::span<uint8_t> data) override { inner_.read(offset, data); }
-    void write(uint64_t offset, std::span<const uint8_t> data) override
-    {
-        inner_.write(offset, data);
-        after_write_();
-    }
-
-private:
-    BusDevice& inner_;
-    std::function<void()> after_write_;
-};
 
 PcChipset::PcChipset(PitPolicy pit_policy, Outputs outputs)
     : pit_policy_(pit_policy),
@@ -51,22 +30,12 @@ void PcChipset::poke_timer()
 
 void PcChipset::attach(Bus& pio, Bus& mmio)
 {
-    auto observe = [this](BusDevice& inner, std::function<void()> after_write) -> BusDevice& {
-        observed_.push_back(std::make_unique<ObservedRegisters>(inner, std::move(after_write)));
-        return *observed_.back();
-    };
-    pio.add(Pic8259Pair::kMasterBase, Pic8259Pair::kPortsPerChip,
-            observe(pic_.master_device(), [this] { release_timer_tick_if_pic_gone(); }), "8259A master");
-    pio.add(Pic8259Pair::kSlaveBase, Pic8259Pair::kPortsPerChip, pic_.slave_device(), "8259A slave");
-    pio.add(Pic8259Pair::kElcrBase, Pic8259Pair::kPortsPerChip, pic_.elcr_device(), "8259A ELCR");
-    pio.add(Pit8254::kBase, Pit8254::kPorts, observe(pit_.timer_device(), [this] { poke_timer(); }), "8254 PIT");
-    pio.add(Pit8254::kPortB, 1, observe(pit_.port_b_device(), [this] { poke_timer(); }),
-            "port 0x61 (PIT gate 2, speaker)");
-    mmio.add(layout::kIoapicBase, Ioapic::kMmioSize, observe(ioapic_, [this] {
-                 outputs_.ioapic_written();
-                 release_timer_tick_if_pic_gone();
-             }),
-             "IOAPIC");
+    pic_.attach(pio, [this] { release_timer_tick_if_pic_gone(); });
+    pit_.attach(pio, [this] { poke_timer(); });
+    ioapic_.attach(mmio, [this] {
+        outputs_.ioapic_written();
+        release_timer_tick_if_pic_gone();
+    });
     pit_timer_ = std::make_unique<DeadlineTimer>(
         "PIT", [this] { return pit_.next_event_ns(); }, [this](uint64_t now) { pit_.on_timer(now); });
 }

@@ -44,10 +44,10 @@
 #include <mutex>
 #include <vector>
 
-#include "irqchip/deadline_timer.h"
+#include "irqchip/backends/deadline_timer.h"
 #include "irqchip/irqchip.h"
-#include "irqchip/lapic.h"
-#include "irqchip/pc_chipset.h"
+#include "irqchip/models/lapic.h"
+#include "irqchip/backends/pc_chipset.h"
 
 namespace kvmini {
 

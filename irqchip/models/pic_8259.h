@@ -45,7 +45,7 @@
 #include <mutex>
 
 #include "devices/bus.h"
-#include "irqchip/ordered_outbox.h"
+#include "irqchip/models/ordered_outbox.h"
 
 namespace kvmini {
 
@@ -103,8 +103,9 @@ public:
     uint8_t read_port(uint16_t port);
     void write_port(uint16_t port, uint8_t value);
 
-    // Registers the three port ranges on `pio`.
-    void attach(Bus& pio);
+    // Registers the three port ranges on `pio`: the one way the pair sits on
+    // a bus. `after_write` runs after each guest write.
+    void attach(Bus& pio, const std::function<void()>& after_write = {});
     BusDevice& master_device() { return master_dev_; }
     BusDevice& slave_device() { return slave_dev_; }
     BusDevice& elcr_device() { return elcr_dev_; }

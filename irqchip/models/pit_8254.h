@@ -57,7 +57,7 @@
 #include <optional>
 
 #include "devices/bus.h"
-#include "irqchip/ordered_outbox.h"
+#include "irqchip/models/ordered_outbox.h"
 
 namespace kvmini {
 
@@ -117,8 +117,10 @@ public:
     // Switching policy drops pending ticks.
     void set_policy(PitPolicy policy);
 
-    // Registers 0x40-0x43 and 0x61 on `pio`; the adapters read `clock`.
-    void attach(Bus& pio);
+    // Registers 0x40-0x43 and 0x61 on `pio`, the one way the PIT sits on a
+    // bus; the adapters read `clock`. `after_write` runs after each guest
+    // write (re-arm the timer).
+    void attach(Bus& pio, const std::function<void()>& after_write = {});
     BusDevice& timer_device() { return timer_dev_; }
     BusDevice& port_b_device() { return port_b_dev_; }
 

@@ -1,4 +1,4 @@
-#include "irqchip/pit_8254.h"
+#include "irqchip/models/pit_8254.h"
 
 #include <time.h>
 
@@ -644,10 +644,10 @@ PitStats Pit8254::stats() const
     return stats_;
 }
 
-void Pit8254::attach(Bus& pio)
+void Pit8254::attach(Bus& pio, const std::function<void()>& after_write)
 {
-    pio.add(kBase, kPorts, timer_dev_, "pit");
-    pio.add(kPortB, 1, port_b_dev_, "port-b");
+    pio.add(kBase, kPorts, timer_dev_, "8254 PIT", after_write);
+    pio.add(kPortB, 1, port_b_dev_, "port 0x61 (PIT gate 2, speaker)", after_write);
 }
 
 void Pit8254::PortDevice::read(uint64_t offset, std::span<uint8_t> data)

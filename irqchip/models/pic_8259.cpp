@@ -1,4 +1,4 @@
-#include "irqchip/pic_8259.h"
+#include "irqchip/models/pic_8259.h"
 
 #include <utility>
 
@@ -447,11 +447,11 @@ void Pic8259Pair::write_data(Chip& c, uint8_t value)
     if (c.init_next == 0 && !c.x86_mode) ++stats_.odd_writes;
 }
 
-void Pic8259Pair::attach(Bus& pio)
+void Pic8259Pair::attach(Bus& pio, const std::function<void()>& after_write)
 {
-    pio.add(kMasterBase, kPortsPerChip, master_dev_, "pic-master");
-    pio.add(kSlaveBase, kPortsPerChip, slave_dev_, "pic-slave");
-    pio.add(kElcrBase, kPortsPerChip, elcr_dev_, "pic-elcr");
+    pio.add(kMasterBase, kPortsPerChip, master_dev_, "8259A master", after_write);
+    pio.add(kSlaveBase, kPortsPerChip, slave_dev_, "8259A slave", after_write);
+    pio.add(kElcrBase, kPortsPerChip, elcr_dev_, "8259A ELCR", after_write);
 }
 
 // A wider access covers consecutive ports, one byte each (the ISA bus splits

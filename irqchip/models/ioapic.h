@@ -55,9 +55,9 @@
 #include <optional>
 
 #include "devices/bus.h"
-#include "irqchip/ordered_outbox.h"
+#include "irqchip/models/ordered_outbox.h"
 #include "irqchip/gsi_layout.h"
-#include "irqchip/irq_line.h"
+#include "devices/irq_line.h"
 
 namespace kvmini {
 
@@ -139,8 +139,9 @@ public:
     // BusDevice: offsets within the 0x100-byte window.
     void read(uint64_t offset, std::span<uint8_t> data) override;
     void write(uint64_t offset, std::span<const uint8_t> data) override;
-    // Registers the window at layout::kIoapicBase on `mmio`.
-    void attach(Bus& mmio);
+    // Registers the window at layout::kIoapicBase on `mmio`: the one way the
+    // IOAPIC sits on a bus. `after_write` runs after each guest write.
+    void attach(Bus& mmio, const std::function<void()>& after_write = {});
 
     // Indirect register access (IOREGSEL index), as through IOWIN.
     uint32_t read_register(uint8_t index);

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "irqchip/irqchip.h"
-#include "irqchip/pc_chipset.h"
+#include "irqchip/backends/pc_chipset.h"
 
 namespace kvmini {
 

@@ -1,4 +1,4 @@
-#include "irqchip/ioapic.h"
+#include "irqchip/models/ioapic.h"
 
 #include <utility>
 
@@ -330,7 +330,10 @@ void Ioapic::write(uint64_t offset, std::span<const uint8_t> data)
     deliver(lock);
 }
 
-void Ioapic::attach(Bus& mmio) { mmio.add(layout::kIoapicBase, kMmioSize, *this, "ioapic"); }
+void Ioapic::attach(Bus& mmio, const std::function<void()>& after_write)
+{
+    mmio.add(layout::kIoapicBase, kMmioSize, *this, "IOAPIC", after_write);
+}
 
 uint64_t Ioapic::redirection_entry(unsigned pin) const
 {

@@ -1,11 +1,11 @@
-#include "irqchip/split_irqchip.h"
+#include "irqchip/backends/split_irqchip.h"
 
 #include <sys/ioctl.h>
 
 #include <spdlog/spdlog.h>
 
 #include "irqchip/gsi_layout.h"
-#include "irqchip/kvm_irq.h"
+#include "irqchip/backends/kvm_irq.h"
 #include "vmm/error.h"
 #include "vmm/kvm.h"
 

@@ -16,10 +16,10 @@
 #include <memory>
 #include <vector>
 
-#include "irqchip/deadline_timer.h"
-#include "irqchip/ioapic.h"
-#include "irqchip/pic_8259.h"
-#include "irqchip/pit_8254.h"
+#include "irqchip/backends/deadline_timer.h"
+#include "irqchip/models/ioapic.h"
+#include "irqchip/models/pic_8259.h"
+#include "irqchip/models/pit_8254.h"
 
 namespace kvmini {
 
@@ -58,8 +58,6 @@ public:
     uint64_t gsi_raises() const { return raises_.load(std::memory_order_relaxed); }
 
 private:
-    class ObservedRegisters;  // a model's registers, with a hook after guest writes
-
     void on_pit_output(bool level);
     bool timer_goes_to_pic() const;
     void release_timer_tick_if_pic_gone();
@@ -71,7 +69,6 @@ private:
     Pic8259Pair pic_;
     Ioapic ioapic_;
     Pit8254 pit_;
-    std::vector<std::unique_ptr<ObservedRegisters>> observed_;
     std::atomic<bool> tick_awaits_pic_eoi_{false};
     std::atomic<uint64_t> raises_{0};
     // Last member: destroyed first, so its thread never sees a dead model.

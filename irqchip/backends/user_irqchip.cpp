@@ -1,4 +1,4 @@
-#include "irqchip/user_irqchip.h"
+#include "irqchip/backends/user_irqchip.h"
 
 #include <sys/ioctl.h>
 

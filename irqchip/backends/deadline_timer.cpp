@@ -1,4 +1,4 @@
-#include "irqchip/deadline_timer.h"
+#include "irqchip/backends/deadline_timer.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>

@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "irqchip/irq_line.h"
+#include "devices/irq_line.h"
 
 namespace kvmini::kvm_irq {
 

@@ -1,4 +1,4 @@
-#include "irqchip/kernel_irqchip.h"
+#include "irqchip/backends/kernel_irqchip.h"
 
 #include <sys/ioctl.h>
 
@@ -7,7 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "irqchip/gsi_layout.h"
-#include "irqchip/kvm_irq.h"
+#include "irqchip/backends/kvm_irq.h"
 #include "vmm/error.h"
 #include "vmm/kvm.h"
 

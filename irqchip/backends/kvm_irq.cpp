@@ -1,4 +1,4 @@
-#include "irqchip/kvm_irq.h"
+#include "irqchip/backends/kvm_irq.h"
 
 #include <span>
 

@@ -1,4 +1,4 @@
-#include "irqchip/lapic.h"
+#include "irqchip/models/lapic.h"
 
 #include <algorithm>
 #include <utility>
