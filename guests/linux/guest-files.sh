@@ -28,6 +28,9 @@ guest_check_busybox() {
 #                        back with O_DIRECT and print KVMINI-DISK-OK SHA256 or
 #                        KVMINI-DISK-BAD SHA256; the host then checks the
 #                        image file itself (tests/integration/boot_test.sh).
+#   kvmini.diskload=N    disk load on 2 vCPUs: 16 processes each read the
+#                        root disk /dev/vda N times whole, 4 KiB at a time
+#                        with O_DIRECT; then KVMINI-LOAD-DONE.
 #   kvmini.shell=1       give a busybox shell on the console before the reboot
 #                        (scripts/run-reference.sh --nested).
 guest_write_init() {
@@ -38,10 +41,11 @@ PATH=/bin:/sbin
 export PATH
 echo KVMINI-INIT-OK
 mount -t proc proc /proc
-disk= shell=
+disk= shell= load=
 for w in $(cat /proc/cmdline); do
     case $w in
         kvmini.disktest=*) disk=${w#*=} ;;
+        kvmini.diskload=*) load=${w#*=} ;;
         kvmini.shell=1) shell=1 ;;
     esac
 done
@@ -52,6 +56,13 @@ if [ -n "$disk" ]; then
     sync
     got=$(dd if="$disk" bs=64k skip=16 count=16 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)
     if [ "$got" = "$want" ]; then echo "KVMINI-DISK-OK $got"; else echo "KVMINI-DISK-BAD $got"; fi
+fi
+if [ -n "$load" ]; then
+    for p in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do
+        ( n=0; while [ "$n" -lt "$load" ]; do dd if=/dev/vda of=/dev/null bs=4k iflag=direct 2>/dev/null; n=$((n + 1)); done ) &
+    done
+    wait
+    echo KVMINI-LOAD-DONE
 fi
 cat /proc/interrupts
 if [ -n "$shell" ]; then

@@ -35,7 +35,9 @@
 # KVMINI_VMLINUX, KVMINI_INITRAMFS, KVMINI_ROOTFS: prebuilt guest files
 # instead of building them (the rootfs is copied; used where no build can
 # run, inside the lane's L1); KVMINI_BOOT_RUN: a repeat's tag, added to the
-# test's name and log directory.
+# test's name and log directory; KVMINI_BOOT_DISKLOAD=N (hardware KVM, disk
+# root): the init first reads the root disk N times from 16 processes with
+# O_DIRECT (kvmini.diskload=N) and must print KVMINI-LOAD-DONE.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -45,9 +47,11 @@ shift 2
 root=initramfs
 case ${1:-} in initramfs|disk-msix|disk-intx) root=$1; shift ;; esac
 run_tag=${KVMINI_BOOT_RUN:-}
-name="boot linux irqchip=$mode cpus=$cpus root=$root${*:+ $*}${run_tag:+ run $run_tag}"
+diskload=${KVMINI_BOOT_DISKLOAD:-}
+[ "$root" != initramfs ] || diskload=
+name="boot linux irqchip=$mode cpus=$cpus root=$root${diskload:+ diskload=$diskload}${*:+ $*}${run_tag:+ run $run_tag}"
 timeout_s=${KVMINI_BOOT_TIMEOUT:-900}
-out=build/boot-test/$mode-$cpus-$root${run_tag:+-run$run_tag}
+out=build/boot-test/$mode-$cpus-$root${diskload:+-load$diskload}${run_tag:+-run$run_tag}
 mkdir -p "$out"
 
 result() {
@@ -97,6 +101,7 @@ params="console=ttyS0 lpj=5000000 tsc=reliable panic=-1 reboot=k"
 [ "$root" = disk-intx ] && params="$params pci=nomsi"
 [ "$mode" = kernel ] || params="$params clearcpuid=tsc_deadline_timer noapictimer"
 [ -n "$data_disk" ] && params="$params kvmini.disktest=/dev/vdb"
+[ "$hardware" = 1 ] && [ -n "$diskload" ] && params="$params kvmini.diskload=$diskload"
 
 log=$out/console.log
 err=$out/kvmini.log
@@ -170,6 +175,10 @@ irq_count() {
 if [ "$hardware" = 1 ]; then
   [ "$timed_out" = 0 ] || fail+=("stopped after the ${timeout_s} s timeout")
   grep -q 'KVMINI-INIT-OK' "$log" || fail+=("init marker KVMINI-INIT-OK not printed")
+  ! grep -q 'detected stalls' "$log" || fail+=("RCU stall: $(grep -m1 'detected stalls' "$log" | sed 's/^\[[^]]*\] //')")
+  if [ -n "$diskload" ]; then
+    grep -q 'KVMINI-LOAD-DONE' "$log" || fail+=("the disk load (kvmini.diskload=$diskload) did not finish")
+  fi
   [ "$status" = 0 ] || fail+=("kvmini exit status $status")
   n=$(irq_count 'IO-APIC' '^ttyS0$')
   [ "${n:-0}" -gt 0 ] || fail+=("/proc/interrupts: ttyS0 not counted on the IO-APIC (${n:-no line})")

@@ -4,7 +4,8 @@
 # (QEMU TCG with SVM, tests/nested/run-lane.sh) or directly on a real KVM host
 # (the GitHub runner: `make hardware-lane`).
 #
-#   hardware_lane.sh [--prefix TEXT] [--smp-repeat N] [--no-matrix] [--no-boot]
+#   hardware_lane.sh [--prefix TEXT] [--modes "kernel split"] [--smp-repeat N]
+#                    [--load-passes N] [--no-matrix] [--no-boot]
 #
 # The Linux boot tests (boot_test.sh, which on such a host waits for the
 # init's marker and kvmini's exit 0, checks /proc/interrupts and the
@@ -12,6 +13,8 @@
 # vCPUs, root from the initramfs and from virtio-blk (MSI-X and INTx); each
 # 2-vCPU configuration N times (--smp-repeat, default 10), to catch a
 # one-in-ten SMP failure (AP start-up, a hang with a disk).
+# Then, per mode, 2 vCPUs under disk load: 16 guest processes read the root
+# disk with O_DIRECT (--load-passes times each, default 4), MSI-X and INTx.
 # Then the test-guest matrix in the same modes.
 #
 # A host without VMX/SVM is a FAIL, not a skip: this lane exists to run
@@ -33,12 +36,15 @@ IRQCHIP_MODES="kernel split"
 
 prefix=
 smp_repeat=10
+load_passes=4
 matrix=1
 boot=1
 while (($#)); do
   case $1 in
     --prefix) prefix=$2; shift ;;
     --smp-repeat) smp_repeat=$2; shift ;;
+    --load-passes) load_passes=$2; shift ;;
+    --modes) IRQCHIP_MODES=$2; shift ;;
     --no-matrix) matrix=0 ;;
     --no-boot) boot=0 ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -87,6 +93,8 @@ if [ ! -w /dev/kvm ]; then
   exit 1
 fi
 
+# A boot here takes seconds; a hang should not cost 15 minutes.
+export KVMINI_BOOT_TIMEOUT=${KVMINI_BOOT_TIMEOUT:-300}
 lane_start=$(date +%s)
 if ((boot)); then
   for mode in $IRQCHIP_MODES; do
@@ -107,6 +115,17 @@ if ((boot)); then
       done
     done
   done
+  if ((load_passes > 0)); then
+    for mode in $IRQCHIP_MODES; do
+      for root in disk-msix disk-intx; do
+        KVMINI_BOOT_DISKLOAD=$load_passes tests/integration/boot_test.sh "$mode" 2 "$root" || failed=1
+        emit_new_results
+        if ! tail -n 1 "$results" | grep -q '^FAIL: '; then
+          rm -f "build/boot-test/$mode-2-$root-load$load_passes/"{rootfs,data}.img
+        fi
+      done
+    done
+  fi
 fi
 if ((matrix)); then
   # shellcheck disable=SC2086
