@@ -7,22 +7,11 @@
 #include <vector>
 
 #include "devices/bus.h"
-#include "irqchip/irq_router.h"
-#include "irqchip/irqchip.h"
+#include "tests/unit/fakes.h"
 #include "vmm/error.h"
 
 namespace kvmini {
 namespace {
-
-class LevelRecordingChip : public IrqChip {
-public:
-    std::string mode_name() const override { return "recording"; }
-    void create(Vm&) override {}
-    void set_gsi_level(uint32_t gsi, bool level) override { events.emplace_back(gsi, level); }
-    void send_msi(const MsiMessage&) override {}
-    IrqChipStats stats() const override { return {}; }
-    std::vector<std::pair<uint32_t, bool>> events;
-};
 
 class I8042Test : public ::testing::Test {
 protected:
@@ -148,26 +137,25 @@ TEST_F(I8042Test, NewCommandCancelsAPendingDataByte)
 
 TEST(I8042IrqTest, OutputBufferRaisesIrq1WhenEnabled)
 {
-    LevelRecordingChip chip;
-    IrqRouter router(chip);
-    I8042 kbc([] {}, router.line(1));
+    test::RecordingIrqSink irqs;
+    I8042 kbc([] {}, irqs.line(1));
     Bus bus("pio");
     kbc.attach(bus);
     uint8_t v = 0xaa;
     bus.write(0x64, std::span<const uint8_t>(&v, 1));
-    EXPECT_TRUE(router.gsi_level(1));
+    EXPECT_TRUE(irqs.level(1));
     bus.read(0x60, std::span<uint8_t>(&v, 1));
     EXPECT_EQ(v, 0x55);
-    EXPECT_FALSE(router.gsi_level(1));
+    EXPECT_FALSE(irqs.level(1));
     v = 0x60;
     bus.write(0x64, std::span<const uint8_t>(&v, 1));
     v = 0x44;  // keyboard interrupt off
     bus.write(0x60, std::span<const uint8_t>(&v, 1));
     v = 0x20;
     bus.write(0x64, std::span<const uint8_t>(&v, 1));
-    EXPECT_FALSE(router.gsi_level(1));
+    EXPECT_FALSE(irqs.level(1));
     const std::vector<std::pair<uint32_t, bool>> expect = {{1, true}, {1, false}};
-    EXPECT_EQ(chip.events, expect);
+    EXPECT_EQ(irqs.events(), expect);
 }
 
 }  // namespace

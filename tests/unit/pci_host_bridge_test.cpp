@@ -275,20 +275,20 @@ TEST(PciDevice, IntxFollowsLevelDisableBitAndStatus)
     EXPECT_EQ(m.cfg_read(slot, pci::kInterruptLine, 1), gsi);
 
     dev.set_intx(true);
-    EXPECT_TRUE(m.chip.level(gsi));
+    EXPECT_TRUE(m.irqs.level(gsi));
     EXPECT_TRUE(m.cfg_read(slot, pci::kStatus, 2) & pci::kStatusInterrupt);
 
     const uint16_t cmd = static_cast<uint16_t>(m.cfg_read(slot, pci::kCommand, 2));
     m.cfg_write(slot, pci::kCommand, 2, cmd | pci::kCommandIntxDisable);
-    EXPECT_FALSE(m.chip.level(gsi));
+    EXPECT_FALSE(m.irqs.level(gsi));
     EXPECT_TRUE(m.cfg_read(slot, pci::kStatus, 2) & pci::kStatusInterrupt);   // still pending
     m.cfg_write(slot, pci::kCommand, 2, cmd);
-    EXPECT_TRUE(m.chip.level(gsi));
+    EXPECT_TRUE(m.irqs.level(gsi));
 
     dev.set_intx(false);
-    EXPECT_FALSE(m.chip.level(gsi));
+    EXPECT_FALSE(m.irqs.level(gsi));
     EXPECT_FALSE(m.cfg_read(slot, pci::kStatus, 2) & pci::kStatusInterrupt);
-    EXPECT_EQ(m.chip.raises(gsi), 2u);
+    EXPECT_EQ(m.irqs.raises(gsi), 2u);
 }
 
 class MsixTest : public ::testing::Test {
@@ -336,13 +336,13 @@ TEST_F(MsixTest, MaskedVectorIsPendingAndSentOnUnmask)
     set_control(pci::kMsixControlEnable);
     EXPECT_TRUE(dev.msix_enabled());
     EXPECT_TRUE(dev.msix_notify(1));   // masked since reset
-    EXPECT_EQ(m.chip.msi_total(), 0u);
+    EXPECT_EQ(m.irqs.msi_total(), 0u);
     EXPECT_EQ(m.mmio_read(pba, 8), 0x2u);
     m.mmio_write(table + 16 * 1 + 12, 4, 0);   // unmask vector 1
-    EXPECT_EQ(m.chip.msi_count(0x31), 1u);
+    EXPECT_EQ(m.irqs.msi_count(0x31), 1u);
     EXPECT_EQ(m.mmio_read(pba, 8), 0u);
     EXPECT_TRUE(dev.msix_notify(1));
-    EXPECT_EQ(m.chip.msi_count(0x31), 2u);
+    EXPECT_EQ(m.irqs.msi_count(0x31), 2u);
     EXPECT_FALSE(dev.msix_notify(3));   // no such vector
     m.mmio_write(pba, 8, 0xff);         // PBA is read-only
     EXPECT_EQ(m.mmio_read(pba, 8), 0u);
@@ -354,11 +354,11 @@ TEST_F(MsixTest, FunctionMaskHoldsEveryVector)
     set_control(pci::kMsixControlEnable | pci::kMsixControlFunctionMask);
     EXPECT_TRUE(dev.msix_notify(0));
     EXPECT_TRUE(dev.msix_notify(2));
-    EXPECT_EQ(m.chip.msi_total(), 0u);
+    EXPECT_EQ(m.irqs.msi_total(), 0u);
     EXPECT_EQ(m.mmio_read(pba, 8), 0x5u);
     set_control(pci::kMsixControlEnable);
-    EXPECT_EQ(m.chip.msi_count(0x30), 1u);
-    EXPECT_EQ(m.chip.msi_count(0x32), 1u);
+    EXPECT_EQ(m.irqs.msi_count(0x30), 1u);
+    EXPECT_EQ(m.irqs.msi_count(0x32), 1u);
     EXPECT_EQ(m.mmio_read(pba, 8), 0u);
 }
 
@@ -366,11 +366,11 @@ TEST_F(MsixTest, EnablingMsixSilencesIntx)
 {
     const uint32_t gsi = gsi::pci_intx_gsi(slot, 0);
     dev.set_intx(true);
-    EXPECT_TRUE(m.chip.level(gsi));
+    EXPECT_TRUE(m.irqs.level(gsi));
     set_control(pci::kMsixControlEnable);
-    EXPECT_FALSE(m.chip.level(gsi));
+    EXPECT_FALSE(m.irqs.level(gsi));
     set_control(0);
-    EXPECT_TRUE(m.chip.level(gsi));
+    EXPECT_TRUE(m.irqs.level(gsi));
 }
 
 }  // namespace

@@ -11,29 +11,10 @@
 
 #include "devices/bus.h"
 #include "irqchip/gsi_layout.h"
-#include "irqchip/irq_router.h"
-#include "irqchip/irqchip.h"
+#include "tests/unit/fakes.h"
 
 namespace kvmini {
 namespace {
-
-// Records what reaches the irqchip, so the tests see the real line level as
-// the IrqRouter passes it on.
-class RecordingIrqChip : public IrqChip {
-public:
-    std::string mode_name() const override { return "recording"; }
-    void create(Vm&) override {}
-    void set_gsi_level(uint32_t gsi, bool level) override
-    {
-        events.emplace_back(gsi, level);
-        levels[gsi] = level;
-    }
-    void send_msi(const MsiMessage&) override {}
-    IrqChipStats stats() const override { return {}; }
-
-    std::vector<std::pair<uint32_t, bool>> events;
-    bool levels[gsi::kIoapicPins] = {};
-};
 
 constexpr uint64_t kBase = uart::kCom1Base;
 constexpr uint32_t kIrq = gsi::kCom1Irq;
@@ -41,9 +22,8 @@ constexpr uint32_t kIrq = gsi::kCom1Irq;
 class Serial16550aTest : public ::testing::Test {
 protected:
     Serial16550aTest()
-        : router_(chip_),
-          uart_(
-              router_.line(kIrq),
+        : uart_(
+              irqs_.line(kIrq),
               [this](std::span<const uint8_t> b) { sent_.insert(sent_.end(), b.begin(), b.end()); },
               /*host_backlog=*/0)  // the bare chip; the backlog has its own tests
     {
@@ -58,10 +38,9 @@ protected:
     }
     void out(uint64_t reg, uint8_t v) { EXPECT_TRUE(bus_.write(kBase + reg, std::span<const uint8_t>(&v, 1))); }
     void host_sends(std::vector<uint8_t> bytes) { uart_.receive(bytes); }
-    bool line() const { return chip_.levels[kIrq]; }
+    bool line() const { return irqs_.level(kIrq); }
 
-    RecordingIrqChip chip_;
-    IrqRouter router_;
+    test::RecordingIrqSink irqs_;  // the line's level as a router passes it on
     std::vector<uint8_t> sent_;
     Serial16550a uart_;
     Bus bus_{"pio"};
@@ -77,7 +56,7 @@ TEST_F(Serial16550aTest, ResetValuesMatchDatasheetTableIII)
     EXPECT_EQ(in(uart::kMsr), 0xb0);  // no deltas; DCD, DSR, CTS asserted by the host side
     EXPECT_EQ(in(uart::kScr), 0x00);
     EXPECT_FALSE(line());
-    EXPECT_TRUE(chip_.events.empty());
+    EXPECT_TRUE(irqs_.events().empty());
 }
 
 TEST_F(Serial16550aTest, ScratchRegisterHoldsAnyByte)
@@ -162,7 +141,7 @@ TEST_F(Serial16550aTest, ThreInterruptRaisedByEtbeiAndClearedByIirRead)
     EXPECT_EQ(in(uart::kIirFcr), 0x01);
     const std::vector<std::pair<uint32_t, bool>> expect = {
         {kIrq, true}, {kIrq, false}, {kIrq, true}, {kIrq, false}, {kIrq, true}, {kIrq, false}};
-    EXPECT_EQ(chip_.events, expect);
+    EXPECT_EQ(irqs_.events(), expect);
 }
 
 TEST_F(Serial16550aTest, ThreStaysPendingWhileMaskedAndIirDoesNotClearIt)
@@ -299,7 +278,7 @@ TEST_F(Serial16550aTest, Out2GatesTheIrqLine)
     out(uart::kMcr, uart::kMcrOut2);
     EXPECT_TRUE(line());
     EXPECT_TRUE(uart_.irq_level());
-    EXPECT_TRUE(router_.gsi_level(kIrq));
+    EXPECT_TRUE(irqs_.level(kIrq));
     out(uart::kMcr, uart::kMcrOut2 | uart::kMcrLoop);
     EXPECT_FALSE(line());
     out(uart::kMcr, uart::kMcrOut2 | uart::kMcrDtr | uart::kMcrRts);
@@ -310,7 +289,7 @@ TEST_F(Serial16550aTest, Out2GatesTheIrqLine)
 
 TEST_F(Serial16550aTest, LineSharedWithAnotherSourceStaysHigh)
 {
-    IrqLine other = router_.line(kIrq);
+    IrqLine other = irqs_.line(kIrq);
     other.set_level(true);
     out(uart::kMcr, uart::kMcrOut2);
     out(uart::kIer, uart::kIerEtbei);
@@ -394,11 +373,11 @@ TEST_F(Serial16550aTest, LinuxAutoconfigIrqSeesTheIrq)
     in(uart::kRbrThr);
     in(uart::kIirFcr);
     in(uart::kMsr);
-    chip_.events.clear();
+    irqs_.clear_events();
     out(uart::kRbrThr, 0xff);
     EXPECT_TRUE(line());
-    ASSERT_FALSE(chip_.events.empty());
-    EXPECT_EQ(chip_.events.back(), std::make_pair(kIrq, true));
+    ASSERT_FALSE(irqs_.events().empty());
+    EXPECT_EQ(irqs_.events().back(), std::make_pair(kIrq, true));
 }
 
 TEST_F(Serial16550aTest, WideAccessIsSplitIntoBytes)
@@ -481,9 +460,8 @@ protected:
     }
     void out(uint64_t reg, uint8_t v) { uart_.write(reg, std::span<const uint8_t>(&v, 1)); }
 
-    RecordingIrqChip chip_;
-    IrqRouter router_{chip_};
-    Serial16550a uart_{router_.line(kIrq), {}, 64};
+    test::RecordingIrqSink irqs_;
+    Serial16550a uart_{irqs_.line(kIrq), {}, 64};
 };
 
 TEST_F(Serial16550aBacklogTest, PasteLongerThanTheFifoArrivesWhole)
@@ -540,12 +518,12 @@ TEST_F(Serial16550aBacklogTest, ReceiveRaisesTheLineForAnEnabledGuest)
     out(uart::kIer, uart::kIerErbfi);
     const std::vector<uint8_t> bytes = {'1', '2'};
     uart_.receive(bytes);
-    EXPECT_TRUE(chip_.levels[kIrq]);
+    EXPECT_TRUE(irqs_.level(kIrq));
     EXPECT_EQ(in(uart::kIirFcr), 0x04);
     in(uart::kRbrThr);
-    EXPECT_TRUE(chip_.levels[kIrq]);  // the second byte moved up from the backlog
+    EXPECT_TRUE(irqs_.level(kIrq));  // the second byte moved up from the backlog
     in(uart::kRbrThr);
-    EXPECT_FALSE(chip_.levels[kIrq]);
+    EXPECT_FALSE(irqs_.level(kIrq));
     EXPECT_EQ(in(uart::kIirFcr), 0x01);
 }
 

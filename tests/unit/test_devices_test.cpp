@@ -1,5 +1,5 @@
 // The QEMU-compatible test devices (devices/test/) seen through the port I/O
-// bus, with a recording irqchip behind the routing layer.
+// bus, with a recording interrupt sink (tests/unit/fakes.h).
 #include "devices/test/test_devices.h"
 
 #include <gtest/gtest.h>
@@ -13,21 +13,11 @@
 #include "devices/test/debug_exit.h"
 #include "devices/test/fw_cfg.h"
 #include "devices/test/pc_testdev.h"
-#include "irqchip/irq_router.h"
-#include "irqchip/irqchip.h"
+#include "tests/unit/fakes.h"
 #include "vmm/error.h"
 
 namespace kvmini {
 namespace {
-
-struct RecordingChip : IrqChip {
-    std::vector<std::pair<uint32_t, bool>> levels;
-    std::string mode_name() const override { return "test"; }
-    void create(Vm&) override {}
-    void set_gsi_level(uint32_t gsi, bool level) override { levels.emplace_back(gsi, level); }
-    void send_msi(const MsiMessage&) override {}
-    IrqChipStats stats() const override { return {}; }
-};
 
 class TestDevicesTest : public ::testing::Test {
 protected:
@@ -37,7 +27,7 @@ protected:
         config.ram_bytes = 32ull << 20;
         config.cpus = 3;
         config.exit = [this](int status) { exits_.push_back(status); };
-        devices_ = std::make_unique<TestDevices>(bus_, router_, config);
+        devices_ = std::make_unique<TestDevices>(bus_, irqs_, config);
     }
 
     void out8(uint64_t port, uint8_t v) { EXPECT_TRUE(bus_.write(port, std::span<const uint8_t>(&v, 1))); }
@@ -73,8 +63,7 @@ protected:
         return v;
     }
 
-    RecordingChip chip_;
-    IrqRouter router_{chip_};
+    test::RecordingIrqSink irqs_;
     Bus bus_{"pio"};
     std::vector<int> exits_;
     std::unique_ptr<TestDevices> devices_;
@@ -127,12 +116,12 @@ TEST_F(TestDevicesTest, TestdevByteSetsTheLevelOfLineN)
     out8(0x2000 + 5, 0);
     out8(0x2000 + 10, 0x80);  // any non-zero byte is "high"
     out8(0x2000 + 23, 1);
-    ASSERT_EQ(chip_.levels.size(), 4u);
-    EXPECT_EQ(chip_.levels[0], std::make_pair(5u, true));
-    EXPECT_EQ(chip_.levels[1], std::make_pair(5u, false));
-    EXPECT_EQ(chip_.levels[2], std::make_pair(10u, true));
-    EXPECT_EQ(chip_.levels[3], std::make_pair(23u, true));
-    EXPECT_TRUE(router_.gsi_level(10));
+    ASSERT_EQ(irqs_.events().size(), 4u);
+    EXPECT_EQ(irqs_.events()[0], std::make_pair(5u, true));
+    EXPECT_EQ(irqs_.events()[1], std::make_pair(5u, false));
+    EXPECT_EQ(irqs_.events()[2], std::make_pair(10u, true));
+    EXPECT_EQ(irqs_.events()[3], std::make_pair(23u, true));
+    EXPECT_TRUE(irqs_.level(10));
     EXPECT_EQ(in8(0x2000 + 10), 1);
     EXPECT_EQ(in8(0x2000 + 5), 0);
 }
@@ -140,22 +129,22 @@ TEST_F(TestDevicesTest, TestdevByteSetsTheLevelOfLineN)
 TEST_F(TestDevicesTest, TestdevLineZeroIsGsiZero)
 {
     out8(0x2000, 1);
-    ASSERT_EQ(chip_.levels.size(), 1u);
-    EXPECT_EQ(chip_.levels[0], std::make_pair(0u, true));
+    ASSERT_EQ(irqs_.events().size(), 1u);
+    EXPECT_EQ(irqs_.events()[0], std::make_pair(0u, true));
 }
 
 TEST_F(TestDevicesTest, TestdevRepeatedLevelReachesTheChipOnce)
 {
     out8(0x2000 + 3, 1);
     out8(0x2000 + 3, 1);
-    EXPECT_EQ(chip_.levels.size(), 1u);
+    EXPECT_EQ(irqs_.events().size(), 1u);
 }
 
 TEST_F(TestDevicesTest, TestdevLinesAbove23AreIgnoredAndCounted)
 {
     out8(0x2000 + 24, 1);
     out8(0x2000 + 0xff, 1);
-    EXPECT_TRUE(chip_.levels.empty());
+    EXPECT_TRUE(irqs_.events().empty());
     EXPECT_EQ(devices_->irq_lines().ignored_writes(), 2u);
     EXPECT_EQ(in8(0x2000 + 24), 0);
 }
@@ -163,18 +152,18 @@ TEST_F(TestDevicesTest, TestdevLinesAbove23AreIgnoredAndCounted)
 TEST_F(TestDevicesTest, TestdevWideWriteSetsConsecutiveLines)
 {
     out16(0x2000 + 6, 0x0101);
-    ASSERT_EQ(chip_.levels.size(), 2u);
-    EXPECT_EQ(chip_.levels[0], std::make_pair(6u, true));
-    EXPECT_EQ(chip_.levels[1], std::make_pair(7u, true));
+    ASSERT_EQ(irqs_.events().size(), 2u);
+    EXPECT_EQ(irqs_.events()[0], std::make_pair(6u, true));
+    EXPECT_EQ(irqs_.events()[1], std::make_pair(7u, true));
 }
 
 TEST_F(TestDevicesTest, TestdevSharesLinesWithOtherDevices)
 {
-    IrqLine uart = router_.line(4);  // another source on GSI 4
+    IrqLine uart = irqs_.line(4);  // another source on GSI 4
     uart.set_level(true);
     out8(0x2000 + 4, 1);
     out8(0x2000 + 4, 0);
-    EXPECT_TRUE(router_.gsi_level(4)) << "GSI 4 must stay high while the other source holds it";
+    EXPECT_TRUE(irqs_.level(4)) << "GSI 4 must stay high while the other source holds it";
 }
 
 TEST_F(TestDevicesTest, TestdevWindowEndsAt0x20ff)
@@ -258,13 +247,13 @@ TEST_F(TestDevicesTest, FwCfgSelectorIsLittleEndian)
 TEST_F(TestDevicesTest, PortsAreClaimedAndReleasedWithTheObject)
 {
     TestDeviceConfig config;
-    EXPECT_THROW(TestDevices(bus_, router_, config), Error);  // already claimed
+    EXPECT_THROW(TestDevices(bus_, irqs_, config), Error);  // already claimed
     devices_.reset();
     uint8_t v = 0;
     EXPECT_FALSE(bus_.read(0xf4, std::span<uint8_t>(&v, 1)));
     EXPECT_FALSE(bus_.read(0x2000, std::span<uint8_t>(&v, 1)));
     EXPECT_FALSE(bus_.read(0x510, std::span<uint8_t>(&v, 1)));
-    TestDevices again(bus_, router_, config);  // the ports are free again
+    TestDevices again(bus_, irqs_, config);  // the ports are free again
 }
 
 TEST_F(TestDevicesTest, NeighbouringPortsAreNotClaimed)

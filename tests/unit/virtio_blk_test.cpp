@@ -313,7 +313,7 @@ TEST(VirtioBlkIo, WriteReadFlushRoundTripWithMsix)
     ASSERT_TRUE(w.completed);
     EXPECT_EQ(w.status, kSOk);
     EXPECT_EQ(w.used_len, 1u);
-    EXPECT_TRUE(r.m.chip.wait_msi_count(queue_msi, 1));
+    EXPECT_TRUE(r.m.irqs.wait_msi_count(queue_msi, 1));
 
     const Seg in = r.in_buf(4096);
     auto rd = r.drv->blk(kTIn, 10, {in});
@@ -324,9 +324,9 @@ TEST(VirtioBlkIo, WriteReadFlushRoundTripWithMsix)
 
     auto fl = r.drv->blk(kTFlush, 0, {});
     EXPECT_EQ(fl.status, kSOk);
-    EXPECT_TRUE(r.m.chip.wait_msi_count(queue_msi, 3));
-    EXPECT_EQ(r.m.chip.msi_count(config_msi), 0u);
-    EXPECT_FALSE(r.m.chip.level(r.drv->intx_gsi()));   // MSI-X on: no INTx
+    EXPECT_TRUE(r.m.irqs.wait_msi_count(queue_msi, 3));
+    EXPECT_EQ(r.m.irqs.msi_count(config_msi), 0u);
+    EXPECT_FALSE(r.m.irqs.level(r.drv->intx_gsi()));   // MSI-X on: no INTx
 
     // Written and flushed: it is in the file, read with plain read().
     EXPECT_EQ(img.read(10 * 512, 4096), data);
@@ -386,21 +386,21 @@ TEST(VirtioBlkIo, IntxWhenMsixIsOff)
     EXPECT_EQ(r.m.cfg_read(r.slot, pci::kInterruptLine, 1), gsi);
 
     EXPECT_EQ(r.drv->blk(kTFlush, 0, {}).status, kSOk);
-    EXPECT_TRUE(r.m.chip.wait_level(gsi, true));
+    EXPECT_TRUE(r.m.irqs.wait_level(gsi, true));
     EXPECT_TRUE(r.m.cfg_read(r.slot, pci::kStatus, 2) & pci::kStatusInterrupt);
     EXPECT_EQ(r.drv->read_isr(), kIsrQueue);   // reading clears it and lowers the line
-    EXPECT_FALSE(r.m.chip.level(gsi));
+    EXPECT_FALSE(r.m.irqs.level(gsi));
     EXPECT_EQ(r.drv->read_isr(), 0);
-    EXPECT_EQ(r.m.chip.msi_total(), 0u);
+    EXPECT_EQ(r.m.irqs.msi_total(), 0u);
 
     // Interrupt Disable in the command register keeps the line low.
     const uint16_t cmd = static_cast<uint16_t>(r.m.cfg_read(r.slot, pci::kCommand, 2));
     r.m.cfg_write(r.slot, pci::kCommand, 2, cmd | pci::kCommandIntxDisable);
     EXPECT_EQ(r.drv->blk(kTFlush, 0, {}).status, kSOk);
     std::this_thread::sleep_for(20ms);
-    EXPECT_FALSE(r.m.chip.level(gsi));
+    EXPECT_FALSE(r.m.irqs.level(gsi));
     r.m.cfg_write(r.slot, pci::kCommand, 2, cmd);
-    EXPECT_TRUE(r.m.chip.level(gsi));
+    EXPECT_TRUE(r.m.irqs.level(gsi));
     EXPECT_EQ(r.drv->read_isr(), kIsrQueue);
 }
 
@@ -419,9 +419,9 @@ TEST(VirtioBlkIo, LegacyInterfaceWithIntx)
     const Seg in = r.in_buf(1024);
     EXPECT_EQ(r.drv->blk(kTIn, 7, {in}, /*indirect=*/true).status, kSOk);
     EXPECT_EQ(r.guest(in), data);
-    EXPECT_TRUE(r.m.chip.wait_level(r.drv->intx_gsi(), true));
+    EXPECT_TRUE(r.m.irqs.wait_level(r.drv->intx_gsi(), true));
     EXPECT_EQ(r.drv->read_isr(), kIsrQueue);
-    EXPECT_FALSE(r.m.chip.level(r.drv->intx_gsi()));
+    EXPECT_FALSE(r.m.irqs.level(r.drv->intx_gsi()));
     EXPECT_EQ(img.read(7 * 512, 1024), data);
 }
 
@@ -435,7 +435,7 @@ TEST(VirtioBlkIo, LegacyInterfaceWithMsix)
     EXPECT_EQ(r.drv->legacy_read(legacy::kConfigMsixVector, 2), 0u);
     const Seg id = r.in_buf(kIdBytes);
     EXPECT_EQ(r.drv->blk(kTGetId, 0, {id}).status, kSOk);
-    EXPECT_TRUE(r.m.chip.wait_msi_count(VirtioPciDriver::kMsiVectorBase + 1, 1));
+    EXPECT_TRUE(r.m.irqs.wait_msi_count(VirtioPciDriver::kMsiVectorBase + 1, 1));
     EXPECT_EQ(std::string(reinterpret_cast<const char*>(r.guest(id).data()), 3), "LEG");
 }
 
@@ -449,18 +449,18 @@ TEST(VirtioBlkIo, EventIdxSuppressesInterruptsAndPublishesAvailEvent)
 
     r.drv->set_used_event(0, 0);
     EXPECT_EQ(r.drv->blk(kTFlush, 0, {}).status, kSOk);   // used idx 1: crosses 0
-    EXPECT_TRUE(r.m.chip.wait_msi_count(msi, 1));
+    EXPECT_TRUE(r.m.irqs.wait_msi_count(msi, 1));
     EXPECT_EQ(r.drv->avail_event(0), 1);                  // "notify me from avail idx 1"
 
     r.drv->set_used_event(0, 100);                         // far ahead: no interrupts
     for (int i = 0; i < 3; ++i) EXPECT_EQ(r.drv->blk(kTFlush, 0, {}).status, kSOk);
     std::this_thread::sleep_for(20ms);
-    EXPECT_EQ(r.m.chip.msi_count(msi), 1u);
+    EXPECT_EQ(r.m.irqs.msi_count(msi), 1u);
     EXPECT_EQ(r.drv->avail_event(0), 4);
 
     r.drv->set_used_event(0, 4);                           // the next completion (idx 5) crosses it
     EXPECT_EQ(r.drv->blk(kTFlush, 0, {}).status, kSOk);
-    EXPECT_TRUE(r.m.chip.wait_msi_count(msi, 2));
+    EXPECT_TRUE(r.m.irqs.wait_msi_count(msi, 2));
 }
 
 TEST(VirtioBlkIo, NotifyThroughTheEventfdAsKvmIoeventfdWould)
@@ -705,7 +705,7 @@ TEST_P(VirtioBlkHostile, MarksTheDeviceBrokenAndRecoversAfterReset)
     GetParam().make(d, buf);
     d.notify(0);
 
-    EXPECT_TRUE(r.m.chip.wait_msi_count(VirtioPciDriver::kMsiVectorBase, 1)) << "no config interrupt";
+    EXPECT_TRUE(r.m.irqs.wait_msi_count(VirtioPciDriver::kMsiVectorBase, 1)) << "no config interrupt";
     EXPECT_TRUE(d.broken());
     EXPECT_EQ(r.dev->stats().needs_reset, 1u);
     EXPECT_EQ(img.read(0, 4096), std::vector<uint8_t>(4096, 0x11));
@@ -788,7 +788,7 @@ TEST(VirtioBlkHostileSetup, QueueSizeNotAPowerOfTwo)
     d.set_config_vector(0);
     EXPECT_FALSE(d.setup_queue(0, 100, 1));   // queue_enable reads back 0
     EXPECT_TRUE(d.broken());
-    EXPECT_TRUE(r.m.chip.wait_msi_count(VirtioPciDriver::kMsiVectorBase, 1));
+    EXPECT_TRUE(r.m.irqs.wait_msi_count(VirtioPciDriver::kMsiVectorBase, 1));
     ASSERT_TRUE(d.init_blk(true));            // a reset recovers
     EXPECT_EQ(d.blk(kTFlush, 0, {}).status, kSOk);
 }

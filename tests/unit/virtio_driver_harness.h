@@ -1,7 +1,7 @@
-// A host-side stand-in for a guest: the machine wiring (buses, irq router with
-// a recording irqchip, PCI host bridge on 0xcf8) and a virtio PCI driver that
-// talks to a device only as a guest would: configuration cycles through ports
-// 0xcf8/0xcfc, BAR registers through the port and MMIO buses, rings and
+// A host-side stand-in for a guest: the machine wiring (buses, a recording
+// interrupt sink from tests/unit/fakes.h, PCI host bridge on 0xcf8) and a
+// virtio PCI driver that talks to a device only as a guest would:
+// configuration cycles through ports 0xcf8/0xcfc, BAR registers through the port and MMIO buses, rings and
 // buffers in GuestMemory. Used by the PCI and virtio unit tests.
 #pragma once
 
@@ -27,86 +27,12 @@
 #include "devices/virtio/virtio_pci.h"
 #include "devices/virtio/virtio_spec.h"
 #include "irqchip/gsi_layout.h"
-#include "irqchip/irq_router.h"
-#include "irqchip/irqchip.h"
+#include "tests/unit/fakes.h"
 #include "vmm/guest_memory.h"
 
 namespace kvmini::test {
 
 using namespace std::chrono_literals;
-
-// Records what reaches the irqchip: GSI levels and MSI messages.
-class TestIrqChip : public IrqChip {
-public:
-    std::string mode_name() const override { return "test"; }
-    void create(Vm&) override {}
-    void set_gsi_level(uint32_t gsi, bool level) override
-    {
-        std::lock_guard lock(mutex_);
-        if (level && !levels_.at(gsi)) ++raises_.at(gsi);
-        levels_.at(gsi) = level;
-        cv_.notify_all();
-    }
-    void send_msi(const MsiMessage& msg) override
-    {
-        std::lock_guard lock(mutex_);
-        msis_.push_back(msg);
-        cv_.notify_all();
-    }
-    IrqChipStats stats() const override
-    {
-        std::lock_guard lock(mutex_);
-        IrqChipStats s;
-        for (uint64_t r : raises_) s.gsi_raises += r;
-        s.msis = msis_.size();
-        return s;
-    }
-
-    bool level(uint32_t gsi) const
-    {
-        std::lock_guard lock(mutex_);
-        return levels_.at(gsi);
-    }
-    uint64_t raises(uint32_t gsi) const
-    {
-        std::lock_guard lock(mutex_);
-        return raises_.at(gsi);
-    }
-    // MSIs with this data (vector) so far.
-    size_t msi_count(uint32_t data) const
-    {
-        std::lock_guard lock(mutex_);
-        size_t n = 0;
-        for (const MsiMessage& m : msis_) n += m.data == data;
-        return n;
-    }
-    size_t msi_total() const
-    {
-        std::lock_guard lock(mutex_);
-        return msis_.size();
-    }
-    bool wait_msi_count(uint32_t data, size_t count, std::chrono::milliseconds timeout = 5s)
-    {
-        std::unique_lock lock(mutex_);
-        return cv_.wait_for(lock, timeout, [&] {
-            size_t n = 0;
-            for (const MsiMessage& m : msis_) n += m.data == data;
-            return n >= count;
-        });
-    }
-    bool wait_level(uint32_t gsi, bool level, std::chrono::milliseconds timeout = 5s)
-    {
-        std::unique_lock lock(mutex_);
-        return cv_.wait_for(lock, timeout, [&] { return levels_.at(gsi) == level; });
-    }
-
-private:
-    mutable std::mutex mutex_;
-    std::condition_variable cv_;
-    std::array<bool, gsi::kIoapicPins> levels_{};
-    std::array<uint64_t, gsi::kIoapicPins> raises_{};
-    std::vector<MsiMessage> msis_;
-};
 
 // The machine: wired as vmm/ would wire it.
 class TestMachine {
@@ -119,15 +45,14 @@ public:
     GuestMemory mem;
     Bus pio{"pio"};
     Bus mmio{"mmio"};
-    TestIrqChip chip;
-    IrqRouter router{chip};
+    RecordingIrqSink irqs;
     PciHostBridge bridge{pio, mmio};
 
     // What the machine does for each PCI device.
     uint8_t plug(PciDevice& dev, uint8_t slot = 0)
     {
         const uint8_t s = bridge.add_device(dev, slot);
-        dev.connect_irqs(router.line(gsi::pci_intx_gsi(s, dev.interrupt_pin() - 1)), router.msi_sender());
+        dev.connect_irqs(irqs.line(gsi::pci_intx_gsi(s, dev.interrupt_pin() - 1)), irqs.msi_sender());
         return s;
     }
 
