@@ -29,11 +29,11 @@
 #include <vector>
 
 #include "devices/irq_line.h"
+#include "irqchip/irq_vcpu.h"
 
 namespace kvmini {
 
 class Vm;
-class Vcpu;
 class Bus;
 
 enum class IrqChipMode { kKernel, kSplit, kUser };
@@ -63,7 +63,7 @@ public:
     // Set-up, in this order: after the VM exists and before any vCPU does;
     // then per vCPU once created; then once all devices' buses exist.
     virtual void create(Vm& vm) = 0;
-    virtual void attach_vcpu(Vcpu& /*vcpu*/) {}
+    virtual void attach_vcpu(IrqVcpu& /*vcpu*/) {}
     virtual void attach_buses(Bus& /*pio*/, Bus& /*mmio*/) {}
     // What this mode's interrupt controllers can do, in the CPUID each vCPU
     // sees (e.g. user mode hides KVM's paravirt features that need KVM's LAPIC).
@@ -74,23 +74,23 @@ public:
     virtual void send_msi(const MsiMessage& msg) = 0;
 
     // vCPU-loop hooks, called on that vCPU's thread.
-    virtual bool before_run(Vcpu& /*vcpu*/) { return true; }
-    virtual void on_halt(Vcpu& /*vcpu*/) {}
-    virtual void on_eoi(Vcpu& /*vcpu*/, uint8_t /*vector*/) {}
+    virtual bool before_run(IrqVcpu& /*vcpu*/) { return true; }
+    virtual void on_halt(IrqVcpu& /*vcpu*/) {}
+    virtual void on_eoi(IrqVcpu& /*vcpu*/, uint8_t /*vector*/) {}
     // The interrupt window the vCPU asked for opened (KVM_EXIT_IRQ_WINDOW_OPEN).
-    virtual void on_interrupt_window(Vcpu& /*vcpu*/) {}
+    virtual void on_interrupt_window(IrqVcpu& /*vcpu*/) {}
     // True if the irqchip answered the access (reads fill `data`).
-    virtual bool handle_mmio(Vcpu& /*vcpu*/, uint64_t /*addr*/, std::span<uint8_t> /*data*/, bool /*is_write*/)
+    virtual bool handle_mmio(IrqVcpu& /*vcpu*/, uint64_t /*addr*/, std::span<uint8_t> /*data*/, bool /*is_write*/)
     {
         return false;
     }
     // MSRs KVM hands to userspace (KVM_EXIT_X86_RDMSR/WRMSR). False: the
     // guest gets #GP.
-    virtual bool read_msr(Vcpu& /*vcpu*/, uint32_t /*index*/, uint64_t& /*value*/) { return false; }
-    virtual bool write_msr(Vcpu& /*vcpu*/, uint32_t /*index*/, uint64_t /*value*/) { return false; }
+    virtual bool read_msr(IrqVcpu& /*vcpu*/, uint32_t /*index*/, uint64_t& /*value*/) { return false; }
+    virtual bool write_msr(IrqVcpu& /*vcpu*/, uint32_t /*index*/, uint64_t /*value*/) { return false; }
     // Make `vcpu` look again (any thread): out of KVM_RUN and out of a wait
     // in before_run(). VmControl uses it to stop the machine.
-    virtual void kick(Vcpu& vcpu);
+    virtual void kick(IrqVcpu& vcpu) { vcpu.kick(); }
 
     virtual IrqChipStats stats() const = 0;
 };

@@ -5,7 +5,6 @@
 #include "irqchip/backends/split_irqchip.h"
 #include "irqchip/backends/user_irqchip.h"
 #include "vmm/error.h"
-#include "vmm/kvm.h"
 
 namespace kvmini {
 
@@ -28,7 +27,5 @@ std::unique_ptr<IrqChip> make_irqchip(IrqChipMode mode, const IrqChipOptions& op
     }
     throw Error("--irqchip: unknown mode");
 }
-
-void IrqChip::kick(Vcpu& vcpu) { vcpu.kick(); }
 
 }  // namespace kvmini

@@ -94,6 +94,10 @@ Vcpu::Vcpu(Vm& vm, unsigned index) : vm_(vm), index_(index)
     void* p = ::mmap(nullptr, run_size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0);
     if (p == MAP_FAILED) throw_errno(fmt::format("mmap of vCPU {} kvm_run", index));
     run_ = static_cast<kvm_run*>(p);
+    reset_regs_ = regs();
+    reset_sregs_ = sregs();
+    const int khz = ::ioctl(fd_.get(), KVM_GET_TSC_KHZ, 0);
+    tsc_khz_ = khz > 0 ? static_cast<uint32_t>(khz) : 0;
 }
 
 Vcpu::~Vcpu()
@@ -128,6 +132,58 @@ void Vcpu::kick()
     // signal interrupts one already inside it.
     __atomic_store_n(&run_->immediate_exit, 1, __ATOMIC_SEQ_CST);
     if (bound_.load(std::memory_order_acquire)) ::pthread_kill(thread_, kick_signal());
+}
+
+bool Vcpu::inject_interrupt(uint8_t vector)
+{
+    kvm_interrupt irq{};
+    irq.irq = vector;
+    if (::ioctl(fd_.get(), KVM_INTERRUPT, &irq) == 0) return true;
+    if (errno == EEXIST) return false;
+    throw_errno("KVM_INTERRUPT");
+}
+
+void Vcpu::inject_nmi() { KVM_IOCTL(fd_.get(), KVM_NMI, 0); }
+
+void Vcpu::reset_to_init_state(uint64_t apic_base)
+{
+    // SDM vol. 3A 9.1.1: INIT resets the registers but keeps IA32_APIC_BASE.
+    kvm_sregs s = reset_sregs_;
+    s.apic_base = apic_base;
+    set_sregs(s);
+    set_regs(reset_regs_);
+}
+
+void Vcpu::start_at_sipi(uint8_t vector, uint64_t apic_base)
+{
+    // SDM vol. 3A 9.4.4.1: real mode at CS = vector << 8, IP = 0, from the
+    // INIT state.
+    kvm_sregs s = reset_sregs_;
+    s.cs.selector = static_cast<uint16_t>(vector << 8);
+    s.cs.base = static_cast<uint64_t>(vector) << 12;
+    s.cs.limit = 0xffff;
+    s.apic_base = apic_base;
+    set_sregs(s);
+    kvm_regs r = reset_regs_;
+    r.rip = 0;
+    set_regs(r);
+}
+
+void Vcpu::set_apic_base(uint64_t apic_base)
+{
+    kvm_sregs s = sregs();
+    s.apic_base = apic_base;
+    set_sregs(s);
+}
+
+uint64_t Vcpu::guest_tsc()
+{
+    constexpr uint32_t kMsrTsc = 0x10;
+    kvm_msr_entry e{};
+    e.index = kMsrTsc;
+    KvmList<kvm_msr_entry> msrs{std::span<const kvm_msr_entry>(&e, 1)};
+    checked_ioctl(fd_.get(), kvm_ioctl::kGetMsrs, reinterpret_cast<unsigned long>(msrs.data()), "KVM_GET_MSRS");
+    return msrs.entries().at(0).data;
 }
 
 void Vcpu::install_kick_signal()

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "irqchip/irq_vcpu.h"
 #include "vmm/unique_fd.h"
 
 namespace kvmini {
@@ -51,14 +52,16 @@ private:
     UniqueFd fd_;
 };
 
-class Vcpu {
+// A vCPU: its fd and kvm_run mapping, and what the irqchip backends may do
+// with it (IrqVcpu).
+class Vcpu : public IrqVcpu {
 public:
     Vcpu(Vm& vm, unsigned index);
-    ~Vcpu();
+    ~Vcpu() override;
     Vcpu(const Vcpu&) = delete;
     Vcpu& operator=(const Vcpu&) = delete;
 
-    unsigned index() const { return index_; }
+    unsigned index() const override { return index_; }
     int fd() const { return fd_.get(); }
     kvm_run* run() const { return run_; }
     Vm& vm() const { return vm_; }
@@ -71,9 +74,25 @@ public:
     // The thread that runs this vCPU registers itself here; kick() makes it
     // leave KVM_RUN (immediate_exit + a signal), from any thread.
     void bind_to_current_thread();
-    void kick();
+    void kick() override;
     // Installs the (empty) handler of the kick signal; once per process.
     static void install_kick_signal();
+
+    // IrqVcpu.
+    bool ready_for_interrupt() const override { return run_->ready_for_interrupt_injection; }
+    bool interrupts_enabled() const override { return run_->if_flag; }
+    uint8_t exit_cr8() const override { return static_cast<uint8_t>(run_->cr8 & 0xf); }
+    uint64_t exit_apic_base() const override { return run_->apic_base; }
+    void set_cr8(uint8_t value) override { run_->cr8 = value; }
+    void request_interrupt_window(bool on) override { run_->request_interrupt_window = on ? 1 : 0; }
+    bool interrupt_window_requested() const override { return run_->request_interrupt_window; }
+    bool inject_interrupt(uint8_t vector) override;
+    void inject_nmi() override;
+    void reset_to_init_state(uint64_t apic_base) override;
+    void start_at_sipi(uint8_t vector, uint64_t apic_base) override;
+    void set_apic_base(uint64_t apic_base) override;
+    uint64_t guest_tsc() override;
+    uint32_t tsc_khz() const override { return tsc_khz_; }
 
 private:
     Vm& vm_;
@@ -83,6 +102,11 @@ private:
     size_t run_size_ = 0;
     std::atomic<bool> bound_{false};
     pthread_t thread_{};
+    // KVM's state right after KVM_CREATE_VCPU is the CPU's reset state: INIT
+    // and SIPI start from it.
+    kvm_regs reset_regs_{};
+    kvm_sregs reset_sregs_{};
+    uint32_t tsc_khz_ = 0;
 };
 
 }  // namespace kvmini

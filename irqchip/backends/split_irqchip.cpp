@@ -1,7 +1,5 @@
 #include "irqchip/backends/split_irqchip.h"
 
-#include <sys/ioctl.h>
-
 #include <spdlog/spdlog.h>
 
 #include "irqchip/gsi_layout.h"
@@ -40,7 +38,7 @@ void SplitIrqChip::create(Vm& vm)
                   chipset_.pit_policy() == PitPolicy::kReinject ? "reinject" : "discard");
 }
 
-void SplitIrqChip::attach_vcpu(Vcpu& vcpu) { vcpus_.push_back(&vcpu); }
+void SplitIrqChip::attach_vcpu(IrqVcpu& vcpu) { vcpus_.push_back(&vcpu); }
 
 void SplitIrqChip::attach_buses(Bus& pio, Bus& mmio) { chipset_.attach(pio, mmio); }
 
@@ -88,31 +86,24 @@ void SplitIrqChip::on_pic_output(bool level)
     if (level && kExtIntVcpu < vcpus_.size()) vcpus_[kExtIntVcpu]->kick();
 }
 
-bool SplitIrqChip::before_run(Vcpu& vcpu)
+bool SplitIrqChip::before_run(IrqVcpu& vcpu)
 {
     if (vcpu.index() != kExtIntVcpu) return true;
-    kvm_run* run = vcpu.run();
     Pic8259Pair& pic = chipset_.pic();
     if (!pic.output()) {
-        run->request_interrupt_window = 0;
+        vcpu.request_interrupt_window(false);
         return true;
     }
-    if (!run->ready_for_interrupt_injection) {
-        run->request_interrupt_window = 1;
+    if (!vcpu.ready_for_interrupt()) {
+        vcpu.request_interrupt_window(true);
         return true;
     }
-    kvm_interrupt irq{};
-    irq.irq = pic.acknowledge();
-    if (::ioctl(vcpu.fd(), KVM_INTERRUPT, &irq) < 0) {
-        if (errno != EEXIST) throw_errno("KVM_INTERRUPT");
-    } else {
-        injections_.fetch_add(1, std::memory_order_relaxed);
-    }
-    run->request_interrupt_window = pic.output() ? 1 : 0;
+    if (vcpu.inject_interrupt(pic.acknowledge())) injections_.fetch_add(1, std::memory_order_relaxed);
+    vcpu.request_interrupt_window(pic.output());
     return true;
 }
 
-void SplitIrqChip::on_eoi(Vcpu&, uint8_t vector)
+void SplitIrqChip::on_eoi(IrqVcpu&, uint8_t vector)
 {
     eois_.fetch_add(1, std::memory_order_relaxed);
     chipset_.ioapic_eoi(vector);

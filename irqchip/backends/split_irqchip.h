@@ -30,12 +30,12 @@ public:
 
     std::string mode_name() const override { return "split"; }
     void create(Vm& vm) override;
-    void attach_vcpu(Vcpu& vcpu) override;
+    void attach_vcpu(IrqVcpu& vcpu) override;
     void attach_buses(Bus& pio, Bus& mmio) override;
     void set_gsi_level(uint32_t gsi, bool level) override { chipset_.set_gsi_level(gsi, level); }
     void send_msi(const MsiMessage& msg) override;
-    bool before_run(Vcpu& vcpu) override;
-    void on_eoi(Vcpu& vcpu, uint8_t vector) override;
+    bool before_run(IrqVcpu& vcpu) override;
+    void on_eoi(IrqVcpu& vcpu, uint8_t vector) override;
     IrqChipStats stats() const override;
 
 private:
@@ -44,7 +44,7 @@ private:
     void sync_routes();
 
     int vm_fd_ = -1;
-    std::vector<Vcpu*> vcpus_;
+    std::vector<IrqVcpu*> vcpus_;
     std::mutex routes_mutex_;
     std::array<std::optional<MsiMessage>, gsi::kIoapicPins> routes_{};
     bool routes_installed_ = false;

@@ -1,26 +1,20 @@
 #include "irqchip/backends/user_irqchip.h"
 
-#include <sys/ioctl.h>
-
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
 #include "vmm/cpuid.h"
 #include "vmm/error.h"
 #include "vmm/kvm.h"
-#include "vmm/kvm_list.h"
 
 namespace kvmini {
 
 namespace {
 // The boot vCPU, whose LINT0 takes the 8259A's ExtINT (virtual wire).
 constexpr unsigned kExtIntVcpu = 0;
-constexpr uint32_t kMsrTsc = 0x10;
-// The vCPU this thread runs, if any: a sender never kicks its own vCPU (it
-// looks again in before_run() anyway).
-thread_local const Vcpu* t_current_vcpu = nullptr;
 
 // KVM paravirt features that work through KVM's own LAPIC
 // (Documentation/virt/kvm/x86/cpuid.rst): without it they deliver nothing.
@@ -81,26 +75,17 @@ void UserIrqChip::create(Vm& vm)
                   chipset_.pit_policy() == PitPolicy::kReinject ? "reinject" : "discard");
 }
 
-void UserIrqChip::attach_vcpu(Vcpu& vcpu)
+void UserIrqChip::attach_vcpu(IrqVcpu& vcpu)
 {
-    const bool bsp = vcpu.index() == 0;
-    auto c = std::make_unique<Cpu>(vcpu, vcpu.index());
+    auto c = std::make_unique<Cpu>(vcpu);
     c->lapic.set_virtual_wire();  // as the BIOS leaves it, and as kernel/split modes set KVM's
-    // KVM's state right after KVM_CREATE_VCPU is the CPU's reset state:
-    // INIT and SIPI start from it.
-    c->reset_regs = vcpu.regs();
-    c->reset_sregs = vcpu.sregs();
     // Without its LAPIC, KVM keeps IA32_APIC_BASE as a plain value: give it
     // the APIC's (the guest reads it with RDMSR).
-    kvm_sregs sregs = c->reset_sregs;
-    sregs.apic_base = c->lapic.apic_base();
-    vcpu.set_sregs(sregs);
+    vcpu.set_apic_base(c->lapic.apic_base());
     c->apic_base_seen = c->lapic.apic_base();
-    const int khz = ::ioctl(vcpu.fd(), KVM_GET_TSC_KHZ, 0);
-    c->tsc_khz = khz > 0 ? static_cast<uint32_t>(khz) : 0;
     // Every vCPU starts runnable in KVM without its LAPIC: the APs wait here
     // for INIT and SIPI instead.
-    c->state = bsp ? RunState::kRunning : RunState::kWaitForSipi;
+    c->state = vcpu.index() == 0 ? RunState::kRunning : RunState::kWaitForSipi;
     std::lock_guard lock(mutex_);
     lapics_.push_back(&c->lapic);
     cpus_.push_back(std::move(c));
@@ -121,7 +106,7 @@ void UserIrqChip::filter_cpuid(std::vector<kvm_cpuid_entry2>& entries) const
         if (e.function == cpuid_bits::kKvmLeafFeatures) e.eax &= ~kKvmFeaturesNeedingKvmLapic;
 }
 
-UserIrqChip::Cpu& UserIrqChip::cpu(const Vcpu& vcpu) { return *cpus_.at(vcpu.index()); }
+UserIrqChip::Cpu& UserIrqChip::cpu(const IrqVcpu& vcpu) { return *cpus_.at(vcpu.index()); }
 
 // --- delivery ---
 
@@ -167,15 +152,16 @@ void UserIrqChip::wake_locked(Cpu& c, KickList& kicks)
         c.cv.notify_one();
         return;
     }
-    if (&c.vcpu != t_current_vcpu) kicks.push_back(&c.vcpu);
+    // A vCPU's own thread looks again in before_run() anyway: no kick.
+    if (c.runner != std::this_thread::get_id()) kicks.push_back(&c.vcpu);
 }
 
 void UserIrqChip::kick_all(const KickList& kicks)
 {
-    for (Vcpu* v : kicks) v->kick();
+    for (IrqVcpu* v : kicks) v->kick();
 }
 
-void UserIrqChip::kick(Vcpu& vcpu)
+void UserIrqChip::kick(IrqVcpu& vcpu)
 {
     {
         std::lock_guard lock(mutex_);
@@ -254,13 +240,12 @@ bool UserIrqChip::wakeup_pending_locked(Cpu& c)
 void UserIrqChip::sync_from_exit_locked(Cpu& c)
 {
     if (!c.entered) return;
-    const kvm_run& run = *c.vcpu.run();
     // CR8 moved in the guest (MOV to CR8): that is the TPR now. Otherwise
     // keep the APIC's TPR, which an MMIO write may have changed.
-    if ((run.cr8 & 0xf) != c.cr8_sent) c.lapic.set_cr8(static_cast<uint8_t>(run.cr8 & 0xf));
-    if (run.apic_base != c.apic_base_seen) {
-        c.lapic.set_apic_base(run.apic_base);
-        c.apic_base_seen = run.apic_base;
+    if (c.vcpu.exit_cr8() != c.cr8_sent) c.lapic.set_cr8(c.vcpu.exit_cr8());
+    if (const uint64_t base = c.vcpu.exit_apic_base(); base != c.apic_base_seen) {
+        c.lapic.set_apic_base(base);
+        c.apic_base_seen = base;
         if (apic_timer_) apic_timer_->poke();
     }
 }
@@ -272,37 +257,23 @@ void UserIrqChip::reset_for_init_locked(Cpu& c)
     // CPU starts at the reset vector (as KVM does).
     ++c.inits;
     c.lapic.reset();
-    kvm_sregs sregs = c.reset_sregs;
-    sregs.apic_base = c.lapic.apic_base();
-    c.vcpu.set_sregs(sregs);
-    c.vcpu.set_regs(c.reset_regs);
+    c.vcpu.reset_to_init_state(c.lapic.apic_base());
     c.state = c.vcpu.index() == 0 ? RunState::kRunning : RunState::kWaitForSipi;
     if (apic_timer_) apic_timer_->poke();
 }
 
 void UserIrqChip::start_at_sipi_locked(Cpu& c, uint8_t vector)
 {
-    // SDM vol. 3A 9.4.4.1: the AP starts in real mode at CS = vector << 8,
-    // IP = 0, from its INIT state.
     ++c.sipis;
-    kvm_sregs sregs = c.reset_sregs;
-    sregs.cs.selector = static_cast<uint16_t>(vector << 8);
-    sregs.cs.base = static_cast<uint64_t>(vector) << 12;
-    sregs.cs.limit = 0xffff;
-    sregs.apic_base = c.lapic.apic_base();
-    c.vcpu.set_sregs(sregs);
-    kvm_regs regs = c.reset_regs;
-    regs.rip = 0;
-    c.vcpu.set_regs(regs);
+    c.vcpu.start_at_sipi(vector, c.lapic.apic_base());
     c.state = RunState::kRunning;
 }
 
-bool UserIrqChip::before_run(Vcpu& vcpu)
+bool UserIrqChip::before_run(IrqVcpu& vcpu)
 {
-    t_current_vcpu = &vcpu;
     Cpu& c = cpu(vcpu);
-    kvm_run* run = vcpu.run();
     std::unique_lock lock(mutex_);
+    c.runner = std::this_thread::get_id();
     sync_from_exit_locked(c);
     for (;;) {
         if (c.lapic.take_init()) reset_for_init_locked(c);
@@ -322,47 +293,42 @@ bool UserIrqChip::before_run(Vcpu& vcpu)
     c.kicked = false;
 
     const bool nmi = c.lapic.take_nmi();
-    const bool ready = run->ready_for_interrupt_injection && run->if_flag;
+    const bool ready = vcpu.ready_for_interrupt() && vcpu.interrupts_enabled();
     const bool extint = ready && extint_ready_locked(c);
     std::optional<uint8_t> vector;
     if (ready && !extint && c.lapic.pending_vector()) vector = c.lapic.acknowledge();
     lock.unlock();
 
-    if (nmi) {
-        KVM_IOCTL(vcpu.fd(), KVM_NMI, 0);
-        lock.lock();
-        ++c.nmis;
-        lock.unlock();
-    }
+    if (nmi) vcpu.inject_nmi();
     // The 8259A's INTA cycle, outside the lock: the chip's outputs come back here.
     if (extint) vector = chipset_.pic().acknowledge();
-    if (vector) {
-        kvm_interrupt irq{};
-        irq.irq = *vector;
-        KVM_IOCTL(vcpu.fd(), KVM_INTERRUPT, &irq);
-    }
+    // Without KVM's LAPIC, KVM_INTERRUPT overwrites rather than refuses; a
+    // refusal here would be a KVM that disagrees: counted.
+    const bool injected = vector && vcpu.inject_interrupt(*vector);
+    if (vector && !injected) refused_injections_.fetch_add(1, std::memory_order_relaxed);
 
     lock.lock();
-    if (vector) {
+    if (nmi) ++c.nmis;
+    if (injected) {
         ++c.injections;
         if (extint) ++c.extint_injections;
     }
     // One vector per entry; a window for the rest, and no stale request.
     const bool more = c.lapic.pending_vector().has_value() || extint_ready_locked(c);
-    if (more && !run->request_interrupt_window) ++c.windows;
-    run->request_interrupt_window = more ? 1 : 0;
+    if (more && !vcpu.interrupt_window_requested()) ++c.windows;
+    vcpu.request_interrupt_window(more);
     c.cr8_sent = c.lapic.cr8();
-    run->cr8 = c.cr8_sent;
+    vcpu.set_cr8(c.cr8_sent);
     c.entered = true;
     return true;
 }
 
-void UserIrqChip::on_halt(Vcpu& vcpu)
+void UserIrqChip::on_halt(IrqVcpu& vcpu)
 {
     Cpu& c = cpu(vcpu);
     std::lock_guard lock(mutex_);
     sync_from_exit_locked(c);
-    c.halted_with_if = vcpu.run()->if_flag;
+    c.halted_with_if = vcpu.interrupts_enabled();
     ++c.halts;
     if (!wakeup_pending_locked(c)) c.state = RunState::kHalted;
 }
@@ -389,7 +355,7 @@ void UserIrqChip::finish_access(const std::vector<uint8_t>& eois, const KickList
     if (timer_changed && apic_timer_) apic_timer_->poke();
 }
 
-bool UserIrqChip::handle_mmio(Vcpu& vcpu, uint64_t addr, std::span<uint8_t> data, bool is_write)
+bool UserIrqChip::handle_mmio(IrqVcpu& vcpu, uint64_t addr, std::span<uint8_t> data, bool is_write)
 {
     Cpu& c = cpu(vcpu);
     KickList kicks;
@@ -424,16 +390,7 @@ bool UserIrqChip::handle_mmio(Vcpu& vcpu, uint64_t addr, std::span<uint8_t> data
     return true;
 }
 
-uint64_t UserIrqChip::guest_tsc(Cpu& c)
-{
-    kvm_msr_entry e{};
-    e.index = kMsrTsc;
-    KvmList<kvm_msr_entry> msrs{std::span<const kvm_msr_entry>(&e, 1)};
-    checked_ioctl(c.vcpu.fd(), kvm_ioctl::kGetMsrs, reinterpret_cast<unsigned long>(msrs.data()), "KVM_GET_MSRS");
-    return msrs.entries().at(0).data;
-}
-
-bool UserIrqChip::read_msr(Vcpu& vcpu, uint32_t index, uint64_t& value)
+bool UserIrqChip::read_msr(IrqVcpu& vcpu, uint32_t index, uint64_t& value)
 {
     Cpu& c = cpu(vcpu);
     std::lock_guard lock(mutex_);
@@ -445,7 +402,7 @@ bool UserIrqChip::read_msr(Vcpu& vcpu, uint32_t index, uint64_t& value)
     return c.lapic.read_msr(index, value, DeadlineTimer::now_ns());
 }
 
-bool UserIrqChip::write_msr(Vcpu& vcpu, uint32_t index, uint64_t value)
+bool UserIrqChip::write_msr(IrqVcpu& vcpu, uint32_t index, uint64_t value)
 {
     Cpu& c = cpu(vcpu);
     KickList kicks;
@@ -461,8 +418,8 @@ bool UserIrqChip::write_msr(Vcpu& vcpu, uint32_t index, uint64_t value)
             // guest's TSC runs at tsc_khz; turn the distance into time.
             std::optional<uint64_t> expires;
             if (value != 0) {
-                const uint64_t tsc = guest_tsc(c);
-                const uint64_t khz = c.tsc_khz ? c.tsc_khz : 1'000'000;
+                const uint64_t tsc = vcpu.guest_tsc();
+                const uint64_t khz = vcpu.tsc_khz() ? vcpu.tsc_khz() : 1'000'000;
                 const uint64_t cycles = value > tsc ? value - tsc : 0;
                 const unsigned __int128 ns = static_cast<unsigned __int128>(cycles) * 1'000'000 / khz;
                 expires = now + static_cast<uint64_t>(std::min<unsigned __int128>(ns, UINT64_MAX / 2));
@@ -503,8 +460,9 @@ IrqChipStats UserIrqChip::stats() const
             c->inits, c->sipis, l.accepted, l.coalesced, l.eois, l.level_eois, l.ipis_sent, l.timer_fires, l.spurious,
             l.dropped_disabled, l.illegal_vectors, l.odd_accesses));
     }
-    s.details.push_back(fmt::format("apic bus: ipis={} level_eois_to_ioapic={} undeliverable={}", ipis_.load(),
-                                    level_eois_.load(), undeliverable_.load()));
+    s.details.push_back(fmt::format("apic bus: ipis={} level_eois_to_ioapic={} undeliverable={} refused_injections={}",
+                                    ipis_.load(), level_eois_.load(), undeliverable_.load(),
+                                    refused_injections_.load()));
     return s;
 }
 

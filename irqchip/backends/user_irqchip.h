@@ -42,6 +42,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "irqchip/backends/deadline_timer.h"
@@ -58,43 +59,41 @@ public:
 
     std::string mode_name() const override { return "user"; }
     void create(Vm& vm) override;
-    void attach_vcpu(Vcpu& vcpu) override;
+    void attach_vcpu(IrqVcpu& vcpu) override;
     void attach_buses(Bus& pio, Bus& mmio) override;
     void filter_cpuid(std::vector<kvm_cpuid_entry2>& entries) const override;
     void set_gsi_level(uint32_t gsi, bool level) override { chipset_.set_gsi_level(gsi, level); }
     void send_msi(const MsiMessage& msg) override;
-    bool before_run(Vcpu& vcpu) override;
-    void on_halt(Vcpu& vcpu) override;
-    bool handle_mmio(Vcpu& vcpu, uint64_t addr, std::span<uint8_t> data, bool is_write) override;
-    bool read_msr(Vcpu& vcpu, uint32_t index, uint64_t& value) override;
-    bool write_msr(Vcpu& vcpu, uint32_t index, uint64_t value) override;
-    void kick(Vcpu& vcpu) override;
+    bool before_run(IrqVcpu& vcpu) override;
+    void on_halt(IrqVcpu& vcpu) override;
+    bool handle_mmio(IrqVcpu& vcpu, uint64_t addr, std::span<uint8_t> data, bool is_write) override;
+    bool read_msr(IrqVcpu& vcpu, uint32_t index, uint64_t& value) override;
+    bool write_msr(IrqVcpu& vcpu, uint32_t index, uint64_t value) override;
+    void kick(IrqVcpu& vcpu) override;
     IrqChipStats stats() const override;
 
 private:
     enum class RunState { kRunning, kHalted, kWaitForSipi };
     struct Cpu {
-        Cpu(Vcpu& v, unsigned index) : vcpu(v), lapic(index, index == 0) {}
-        Vcpu& vcpu;
+        explicit Cpu(IrqVcpu& v) : vcpu(v), lapic(v.index(), v.index() == 0) {}
+        IrqVcpu& vcpu;
         Lapic lapic;
         std::condition_variable cv;
         RunState state = RunState::kRunning;
         bool halted_with_if = false;  // IF when it halted
         bool kicked = false;
+        std::thread::id runner;        // the thread in before_run() last
         bool entered = false;          // has been through KVM_RUN once
         uint8_t cr8_sent = 0;          // what kvm_run.cr8 held at the last entry
         uint64_t apic_base_seen = 0;   // IA32_APIC_BASE as last synced with KVM
-        kvm_regs reset_regs{};         // KVM's reset state, for INIT and SIPI
-        kvm_sregs reset_sregs{};
-        uint32_t tsc_khz = 0;
         // Counted under the lock.
         uint64_t injections = 0, extint_injections = 0, nmis = 0, windows = 0, halts = 0, wakeups = 0;
         uint64_t inits = 0, sipis = 0;
     };
     // Who to kick once the lock is released.
-    using KickList = std::vector<Vcpu*>;
+    using KickList = std::vector<IrqVcpu*>;
 
-    Cpu& cpu(const Vcpu& vcpu);
+    Cpu& cpu(const IrqVcpu& vcpu);
     void deliver(const ApicMessage& m);
     void deliver_locked(const ApicMessage& m, KickList& kicks);
     void wake_locked(Cpu& c, KickList& kicks);
@@ -112,13 +111,12 @@ private:
     void on_pit_tick();
     std::optional<uint64_t> next_timer_ns();
     void on_timer(uint64_t now_ns);
-    uint64_t guest_tsc(Cpu& c);
 
     mutable std::mutex mutex_;
     std::vector<std::unique_ptr<Cpu>> cpus_;
     std::vector<const Lapic*> lapics_;  // the APIC bus: cpus_[i].lapic
     unsigned lowest_priority_rr_ = 0;
-    std::atomic<uint64_t> msis_{0}, eois_{0}, level_eois_{0}, ipis_{0}, undeliverable_{0};
+    std::atomic<uint64_t> msis_{0}, eois_{0}, level_eois_{0}, ipis_{0}, undeliverable_{0}, refused_injections_{0};
     PcChipset chipset_;
     // Last members: their threads stop before anything they use goes.
     std::unique_ptr<DeadlineTimer> apic_timer_;

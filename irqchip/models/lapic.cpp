@@ -193,7 +193,9 @@ void Lapic::accept(const ApicMessage& m)
         return;
     case ApicDeliveryMode::kStartup:
         ++stats_.sipis;
-        sipi_vector_ = m.vector;
+        // The first SIPI starts the CPU; one that follows it finds the CPU
+        // running and is ignored, even if the owner has not looked yet.
+        if (!sipi_vector_) sipi_vector_ = m.vector;
         return;
     case ApicDeliveryMode::kExtInt:
         // The vector comes from the 8259A when the owner injects.

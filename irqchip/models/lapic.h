@@ -22,8 +22,9 @@
 //    once (take_outputs()), with the level flag 1 and edge trigger (11.6.1,
 //    Pentium 4 and later).
 //  * INIT level de-assert IPIs are ignored (Pentium 4 and later, 11.6.1).
-//  * SIPI is recorded whatever the state; the owner honours it only in the
-//    wait-for-SIPI state it keeps for the CPU.
+//  * SIPI is recorded whatever the state (the first of several pending:
+//    a later one would find the CPU started); the owner honours it only in
+//    the wait-for-SIPI state it keeps for the CPU.
 //  * Fixed and lowest-priority messages to a software-disabled APIC are
 //    dropped and counted (as KVM does); NMI, INIT, SIPI and ExtINT are still
 //    taken (11.4.7.2).

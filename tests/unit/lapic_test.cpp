@@ -1595,3 +1595,18 @@ TEST(Lapic, SipiBeforeInitIsVoid)
 
 }  // namespace
 }  // namespace kvmini
+
+namespace kvmini {
+namespace {
+// Linux sends SIPI twice; if the owner looks only after both, the first one
+// is the one that started the CPU.
+TEST(Lapic, FirstOfTwoPendingSipisCounts)
+{
+    Lapic a(1, false);
+    a.accept(of_mode(ApicDeliveryMode::kStartup, 0x9a));
+    a.accept(of_mode(ApicDeliveryMode::kStartup, 0x9b));
+    EXPECT_EQ(a.take_sipi().value_or(0), 0x9a);
+    EXPECT_FALSE(a.sipi_pending());
+}
+}  // namespace
+}  // namespace kvmini
