@@ -11,7 +11,7 @@
 #   qemu-kernel    QEMU microvm, -accel kvm,kernel-irqchip=on  (default)
 #   qemu-split     QEMU microvm, -accel kvm,kernel-irqchip=split
 #   qemu-off       QEMU microvm, -accel kvm,kernel-irqchip=off
-#   all            kvmini-kernel kvmini-split qemu-kernel qemu-split
+#   all            kvmini-kernel kvmini-split kvmini-user qemu-kernel qemu-split qemu-off
 # Default: kvmini-kernel qemu-kernel.
 #
 # Options:
@@ -31,8 +31,9 @@
 # stopped as soon as the line has been seen. Besides wall seconds the table
 # shows the CPU seconds the VM process had used by then, which other load on
 # the host disturbs much less. Ratios kvmini/QEMU are printed
-# for every pair of measured modes with the same irqchip mode, and against
-# qemu-kernel.
+# for every pair of measured modes with the same irqchip mode (kvmini's
+# user mode against QEMU's kernel-irqchip=off), and against qemu-kernel; and
+# each kvmini mode against kvmini-kernel.
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -67,7 +68,7 @@ while [ $# -gt 0 ]; do
         --logs) logdir=$2; shift 2 ;;
         --repeat) repeat=$2; shift 2 ;;
         -h|--help) usage 0 ;;
-        all) modes+=(kvmini-kernel kvmini-split qemu-kernel qemu-split); shift ;;
+        all) modes+=(kvmini-kernel kvmini-split kvmini-user qemu-kernel qemu-split qemu-off); shift ;;
         kvmini-?*|qemu-kernel|qemu-split|qemu-off) modes+=("$1"); shift ;;
         *) say "unknown argument: $1"; usage ;;
     esac
@@ -276,7 +277,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 printed=0
 for k in "${modes[@]}"; do
     [[ $k == kvmini-* ]] && [ "${secs[$k]}" != - ] || continue
-    for q in "qemu-${k#kvmini-}" qemu-kernel; do
+    peer=qemu-${k#kvmini-}
+    [ "$peer" = qemu-user ] && peer=qemu-off  # QEMU's name for an irqchip all in userspace
+    for q in "$peer" qemu-kernel; do
         [ -n "${secs[$q]+set}" ] && [ "${secs[$q]}" != - ] || continue
         [ $printed = 1 ] || { echo; echo "ratios kvmini / QEMU, to '$marker':"; printed=1; }
         printf '  %-14s / %-12s  wall %s   cpu %s\n' "$k" "$q" "$(ratio "${secs[$k]}" "${secs[$q]}")" \
@@ -285,5 +288,13 @@ for k in "${modes[@]}"; do
     done
 done
 [ $printed = 1 ] || { echo; echo "no kvmini/QEMU ratio: need a successful boot of both"; }
+if [ -n "${secs[kvmini-kernel]+set}" ] && [ "${secs[kvmini-kernel]}" != - ]; then
+    echo; echo "ratios to kvmini's kernel mode:"
+    for k in "${modes[@]}"; do
+        [[ $k == kvmini-* ]] && [ "$k" != kvmini-kernel ] && [ "${secs[$k]}" != - ] || continue
+        printf '  %-14s / %-12s  wall %s   cpu %s\n' "$k" kvmini-kernel "$(ratio "${secs[$k]}" "${secs[kvmini-kernel]}")" \
+            "$( [ "${cpu[$k]}" != - ] && [ "${cpu[kvmini-kernel]}" != - ] && ratio "${cpu[$k]}" "${cpu[kvmini-kernel]}" || echo -)"
+    done
+fi
 echo
 echo "console logs: $logdir"
