@@ -13,4 +13,9 @@ BOOT_TESTS := boot-test-kernel-1 boot-test-kernel-2 boot-test-split-1 boot-test-
 $(BOOT_TESTS): boot-test-%: $(BUILD)/kvmini
 	tests/integration/boot_test.sh $(word 1,$(subst -, ,$*)) $(word 2,$(subst -, ,$*)) \
 	  $(if $(word 3,$(subst -, ,$*)),$(word 3,$(subst -, ,$*))-$(word 4,$(subst -, ,$*)))
-TEST_TARGETS += $(BOOT_TESTS)
+# User mode with the guest's own timer (TSC-deadline LAPIC timer through
+# kvmini's MSR exits and timer thread) rather than the PIT.
+boot-test-user-2-lapic-tick: $(BUILD)/kvmini
+	KVMINI_BOOT_TICK=lapic tests/integration/boot_test.sh user 2
+.PHONY: boot-test-user-2-lapic-tick
+TEST_TARGETS += $(BOOT_TESTS) boot-test-user-2-lapic-tick
