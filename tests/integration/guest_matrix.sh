@@ -76,6 +76,9 @@ guests=(
   "serial|1||run|run|run"
   "softint|1||run|run|run"
   "msi|1||run|run|run"
+  "apic_lvt|2||run|run|run"
+  "apic_tpr|1||run|run|run"
+  "ipi_storm|2||run|run|run"
 )
 # Guests that need a disk: msi drives a virtio-blk PCI device (MSI-X), given
 # this 1 MiB image (the image's base name is the device's GET_ID string).
