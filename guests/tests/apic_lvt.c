@@ -7,8 +7,9 @@
  *
  * Reference: Intel SDM vol. 3A 11.5.1 (LVT: delivery mode NMI, mask bit;
  * LINT0/LINT1), 11.5.3 (error handling: ESR bit 5 "send illegal vector";
- * the ESR is updated by a write, read after it; the LVT error entry raises
- * its vector when an error is detected), 11.6.1 (vectors 0-15 are
+ * bit 6 "receive illegal vector", also for LVT entries; the ESR is updated
+ * by a write, read after it; the LVT error entry raises its vector when an
+ * error is detected), 11.5.4 (timer one-shot), 11.6.1 (vectors 0-15 are
  * illegal), 11.9 and 11.4.7.2 (SVR: spurious vector, bit 8 software enable;
  * a software-disabled APIC sets and keeps every LVT mask bit, takes no fixed
  * interrupts, still takes NMI). The virtual wire: MP spec 1.4 3.6.2.2 and
@@ -24,6 +25,7 @@
 #define V_ILLEGAL 0x0f       /* an illegal vector (0-15) with no error code */
 #define COUNT_1KHZ 1193
 #define ESR_SEND_ILLEGAL (1u << 5)
+#define ESR_RECEIVE_ILLEGAL (1u << 6)
 
 static volatile u32 nmis[MAX_CPUS], ticks, count[256];
 static int smp;
@@ -190,8 +192,35 @@ static void test_esr(void)
     const u32 esr = lapic_read(APIC_ESR);
     check_sdm(esr & ESR_SEND_ILLEGAL, "records no illegal vector in ESR", "and ESR bit 5 is set after a write", esr);
     lapic_write(APIC_LVT_ERROR, APIC_LVT_MASKED | V_ERROR);
+
+    /* An LVT entry with an illegal vector: the timer fires, nothing is
+     * delivered, the receiving side reports it (ESR bit 6). */
+    count[V_ILLEGAL] = 0;
+    lapic_write(APIC_ESR, 0);
+    lapic_write(APIC_TIMER_DIV, APIC_TIMER_DIV_1);
+    lapic_write(APIC_LVT_TIMER, APIC_TIMER_ONESHOT | V_ILLEGAL);
+    lapic_write(APIC_TIMER_INIT, 100000);  /* 100 us at the 1 GHz the LAPIC timers count here */
+    sti_delay(3000);
+    const u32 cur = lapic_read(APIC_TIMER_CUR);
+    lapic_write(APIC_LVT_TIMER, APIC_LVT_MASKED | 0xef);
+    lapic_write(APIC_TIMER_INIT, 0);
+    check(cur == 0, "a one-shot timer with illegal vector 0x0f in its LVT ran out (current count %u)", cur);
+    check_sdm(count[V_ILLEGAL] == 0, "delivers it", "its illegal vector is not delivered", count[V_ILLEGAL]);
+    lapic_write(APIC_ESR, 0);
+    const u32 esr_rx = lapic_read(APIC_ESR);
+    check_sdm(esr_rx & ESR_RECEIVE_ILLEGAL, "records no illegal vector in ESR",
+              "and ESR bit 6 (receive illegal vector) is set after a write", esr_rx);
     lapic_write(APIC_ESR, 0);
     lapic_write(APIC_ESR, 0);
+
+    /* A fixed IPI to an APIC ID nobody has: delivered nowhere, no harm. */
+    count[V_FIXED] = 0;
+    lapic_ipi(7, ICR_FIXED | V_FIXED);
+    sti_delay(3000);
+    check(count[V_FIXED] == 0, "a fixed IPI to APIC ID 7 (no such CPU) arrives nowhere (count %u)", count[V_FIXED]);
+    lapic_ipi(0, ICR_SELF | V_FIXED);
+    wait_until_ge(&count[V_FIXED], 1, 100000);
+    check(count[V_FIXED] == 1, "and the next self-IPI arrives as usual (count %u)", count[V_FIXED]);
 }
 
 /* ---- SVR ---- */
