@@ -42,7 +42,9 @@ double device_run(test::VirtioPciDriver& d, test::TestMachine& m, uint64_t capac
     std::map<uint16_t, unsigned> in_flight;   // head -> slot
     auto submit = [&](unsigned s) {
         const uint64_t sector = (random ? rng() % positions : next_seq++ % positions) * per;
-        const uint32_t h[4] = {blk::kTIn, 0, static_cast<uint32_t>(sector), static_cast<uint32_t>(sector >> 32)};
+        uint8_t h[16] = {};   // virtio_blk_req: type, reserved, sector
+        le::store32(h, blk::kTIn);
+        le::store64(h + 8, sector);
         m.mem.write(slots[s].hdr, h, sizeof(h));
         const uint16_t head =
             d.submit(0, {{slots[s].hdr, 16, false}, {slots[s].data, bytes, true}, {slots[s].status, 1, true}});

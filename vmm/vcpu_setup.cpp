@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "devices/le.h"
 #include "vmm/error.h"
 #include "vmm/kvm.h"
 #include "vmm/kvm_list.h"
@@ -80,10 +81,8 @@ void init_lapic_virtual_wire(Vcpu& vcpu)
     kvm_lapic_state lapic{};
     KVM_IOCTL(vcpu.fd(), KVM_GET_LAPIC, &lapic);
     auto set_mode = [&](size_t reg, uint32_t mode) {
-        uint32_t v;
-        std::memcpy(&v, &lapic.regs[reg], 4);
-        v = (v & ~kLvtDeliveryModeMask) | mode;
-        std::memcpy(&lapic.regs[reg], &v, 4);
+        uint8_t* r = reinterpret_cast<uint8_t*>(&lapic.regs[reg]);
+        le::store32(r, (le::load32(r) & ~kLvtDeliveryModeMask) | mode);
     };
     set_mode(kApicLvtLint0, kLvtModeExtInt);
     set_mode(kApicLvtLint1, kLvtModeNmi);

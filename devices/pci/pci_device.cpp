@@ -66,21 +66,11 @@ void PciDevice::detach_from_buses()
     pio_ = mmio_ = nullptr;
 }
 
-uint32_t PciDevice::cfg32(unsigned off) const
-{
-    return cfg_[off] | cfg_[off + 1] << 8 | cfg_[off + 2] << 16 | static_cast<uint32_t>(cfg_[off + 3]) << 24;
-}
+uint32_t PciDevice::cfg32(unsigned off) const { return le::load32(&cfg_[off]); }
 
-void PciDevice::set_cfg16(unsigned off, uint16_t v)
-{
-    cfg_[off] = static_cast<uint8_t>(v);
-    cfg_[off + 1] = static_cast<uint8_t>(v >> 8);
-}
+void PciDevice::set_cfg16(unsigned off, uint16_t v) { le::store16(&cfg_[off], v); }
 
-void PciDevice::set_cfg32(unsigned off, uint32_t v)
-{
-    for (unsigned i = 0; i < 4; ++i) cfg_[off + i] = static_cast<uint8_t>(v >> (8 * i));
-}
+void PciDevice::set_cfg32(unsigned off, uint32_t v) { le::store32(&cfg_[off], v); }
 
 // --- Set-up ------------------------------------------------------------------
 
@@ -116,10 +106,10 @@ void PciDevice::declare_bar(unsigned bar, PciBarKind kind, uint64_t size)
         bars_[bar + 1].upper_half = true;
         bars_[bar + 1].kind = kind;
         const uint32_t hi_mask = static_cast<uint32_t>(~(size - 1) >> 32);
-        for (unsigned i = 0; i < 4; ++i) wmask_[off + 4 + i] = static_cast<uint8_t>(hi_mask >> (8 * i));
+        le::store32(&wmask_[off + 4], hi_mask);
         break;
     }
-    for (unsigned i = 0; i < 4; ++i) wmask_[off + i] = static_cast<uint8_t>(mask >> (8 * i));
+    le::store32(&wmask_[off], mask);
 }
 
 uint8_t PciDevice::add_capability(uint8_t id, std::span<const uint8_t> body, std::span<const uint8_t> writable)
@@ -165,13 +155,10 @@ void PciDevice::add_msix(unsigned vectors, unsigned bar)
     const uint16_t control = static_cast<uint16_t>(vectors - 1);
     const uint32_t table = static_cast<uint32_t>(0) | bar;
     const uint32_t pba = static_cast<uint32_t>(pba_offset) | bar;
-    body[0] = static_cast<uint8_t>(control);
-    body[1] = static_cast<uint8_t>(control >> 8);
-    for (unsigned i = 0; i < 4; ++i) {
-        body[2 + i] = static_cast<uint8_t>(table >> (8 * i));
-        body[6 + i] = static_cast<uint8_t>(pba >> (8 * i));
-    }
-    wr[1] = static_cast<uint8_t>((kMsixControlEnable | kMsixControlFunctionMask) >> 8);
+    le::store16(&body[0], control);
+    le::store32(&body[2], table);
+    le::store32(&body[6], pba);
+    le::store16(&wr[0], kMsixControlEnable | kMsixControlFunctionMask);
     msix_.cap = add_capability(kCapIdMsix, body, wr);
 }
 
@@ -362,9 +349,7 @@ uint32_t PciDevice::config_read(uint32_t offset, unsigned size)
         return size >= 4 ? 0xffff'ffff : (1u << (8 * size)) - 1;
     if (in_window(offset, size)) return config_window_read(offset, size);
     std::lock_guard lock(mutex_);
-    uint32_t v = 0;
-    for (unsigned i = 0; i < size; ++i) v |= uint32_t{cfg_[offset + i]} << (8 * i);
-    return v;
+    return static_cast<uint32_t>(le::load(std::span<const uint8_t>(cfg_).subspan(offset, size)));
 }
 
 void PciDevice::config_write(uint32_t offset, unsigned size, uint32_t value)
@@ -373,10 +358,11 @@ void PciDevice::config_write(uint32_t offset, unsigned size, uint32_t value)
     if (in_window(offset, size)) return config_window_write(offset, size, value);
     std::lock_guard lock(mutex_);
     const uint16_t old_msix_control = msix_control_locked();
+    uint8_t bytes[4];
+    le::store32(bytes, value);
     for (unsigned i = 0; i < size; ++i) {
         const uint8_t m = wmask_[offset + i];
-        const uint8_t b = static_cast<uint8_t>(value >> (8 * i));
-        cfg_[offset + i] = static_cast<uint8_t>((cfg_[offset + i] & ~m) | (b & m));
+        cfg_[offset + i] = static_cast<uint8_t>((cfg_[offset + i] & ~m) | (bytes[i] & m));
     }
     const bool command = overlaps(offset, size, kCommand, 2);
     if (command || overlaps(offset, size, kBar0, 4 * kNumBars)) update_mappings_locked();
@@ -432,11 +418,8 @@ void PciDevice::msix_send_locked(unsigned vector)
 {
     msix_.pending[vector / 64] &= ~(uint64_t{1} << (vector % 64));
     const uint8_t* e = &msix_.table[vector * kMsixEntrySize];
-    uint32_t lo, hi, data;
-    std::memcpy(&lo, e + kMsixEntryAddrLo, 4);
-    std::memcpy(&hi, e + kMsixEntryAddrHi, 4);
-    std::memcpy(&data, e + kMsixEntryData, 4);
-    msi_.send(MsiMessage{(uint64_t{hi} << 32) | lo, data});
+    const uint64_t lo = le::load32(e + kMsixEntryAddrLo), hi = le::load32(e + kMsixEntryAddrHi);
+    msi_.send(MsiMessage{(hi << 32) | lo, le::load32(e + kMsixEntryData)});
 }
 
 void PciDevice::msix_deliver_unmasked_locked()

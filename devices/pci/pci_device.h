@@ -28,6 +28,7 @@
 #include "devices/bus.h"
 #include "devices/pci/pci_regs.h"
 #include "devices/irq_line.h"
+#include "devices/le.h"
 
 namespace kvmini {
 
@@ -160,7 +161,7 @@ private:
     };
 
     bool in_window(uint32_t offset, unsigned size) const;
-    uint16_t cfg16(unsigned off) const { return static_cast<uint16_t>(cfg_[off] | cfg_[off + 1] << 8); }
+    uint16_t cfg16(unsigned off) const { return le::load16(&cfg_[off]); }
     uint32_t cfg32(unsigned off) const;
     void set_cfg16(unsigned off, uint16_t v);
     void set_cfg32(unsigned off, uint32_t v);

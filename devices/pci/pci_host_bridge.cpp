@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "devices/le.h"
 #include "vmm/error.h"
 #include "vmm/memory_layout.h"
 
@@ -132,7 +133,7 @@ void PciHostBridge::read(uint64_t offset, std::span<uint8_t> data)
         addr = config_address_;
     }
     if (offset == 0 && data.size() == 4) {
-        std::memcpy(data.data(), &addr, 4);
+        le::store(data, addr);
         return;
     }
     if (offset < 4 || offset + data.size() > kConfigPortsLen) return;
@@ -141,14 +142,13 @@ void PciHostBridge::read(uint64_t offset, std::span<uint8_t> data)
         config_read(static_cast<uint8_t>(addr >> kConfigAddressBusShift), (addr >> kConfigAddressDevShift) & 0x1f,
                     (addr >> kConfigAddressFnShift) & 0x7, (addr & kConfigAddressRegMask) + (offset - 4),
                     static_cast<unsigned>(data.size()));
-    std::memcpy(data.data(), &value, data.size());
+    le::store(data, value);
 }
 
 void PciHostBridge::write(uint64_t offset, std::span<const uint8_t> data)
 {
     if (offset == 0 && data.size() == 4) {
-        uint32_t v;
-        std::memcpy(&v, data.data(), 4);
+        const uint32_t v = le::load32(data.data());
         std::lock_guard lock(mutex_);
         config_address_ = v & kConfigAddressWritable;
         return;
@@ -160,8 +160,7 @@ void PciHostBridge::write(uint64_t offset, std::span<const uint8_t> data)
         addr = config_address_;
     }
     if (!(addr & kConfigAddressEnable)) return;
-    uint32_t value = 0;
-    std::memcpy(&value, data.data(), data.size());
+    const uint32_t value = static_cast<uint32_t>(le::load(data));
     config_write(static_cast<uint8_t>(addr >> kConfigAddressBusShift), (addr >> kConfigAddressDevShift) & 0x1f,
                  (addr >> kConfigAddressFnShift) & 0x7, (addr & kConfigAddressRegMask) + (offset - 4),
                  static_cast<unsigned>(data.size()), value);

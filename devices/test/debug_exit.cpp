@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "devices/le.h"
+
 namespace kvmini {
 
 void DebugExit::read(uint64_t /*offset*/, std::span<uint8_t> data)
@@ -15,8 +17,7 @@ void DebugExit::write(uint64_t offset, std::span<const uint8_t> data)
 {
     // The value as written (little-endian, the access's width), wherever in
     // the 4-port window: QEMU ignores the address too.
-    uint64_t value = 0;
-    for (size_t i = 0; i < data.size() && i < sizeof value; ++i) value |= uint64_t{data[i]} << (8 * i);
+    const uint64_t value = le::load(data);
     writes_.fetch_add(1, std::memory_order_relaxed);
     const int status = debug_exit::exit_status(value);
     spdlog::debug("isa-debug-exit: guest wrote {:#x} at port {:#x}: exit status {}", value,

@@ -2,6 +2,8 @@
 
 #include <iterator>
 
+#include "devices/le.h"
+
 namespace kvmini {
 
 namespace {
@@ -9,7 +11,7 @@ template <typename T>
 std::vector<uint8_t> little_endian(T value)
 {
     std::vector<uint8_t> bytes(sizeof(T));
-    for (size_t i = 0; i < sizeof(T); ++i) bytes[i] = static_cast<uint8_t>(static_cast<uint64_t>(value) >> (8 * i));
+    le::store(bytes, static_cast<uint64_t>(value));
     return bytes;
 }
 }  // namespace
@@ -48,7 +50,7 @@ void FwCfg::write(uint64_t /*offset*/, std::span<const uint8_t> data)
         ignored_writes_.fetch_add(1, std::memory_order_relaxed);
         return;
     }
-    const uint16_t value = static_cast<uint16_t>(data[0] | data[1] << 8);
+    const uint16_t value = le::load16(data.data());
     std::lock_guard lock(mutex_);
     selector_ = value;
     offset_ = 0;

@@ -16,6 +16,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "devices/le.h"
 #include "devices/virtio/virtio_pci.h"
 #include "devices/virtio/virtio_spec.h"
 #include "vmm/error.h"
@@ -117,11 +118,6 @@ bool transfer_all(int fd, std::vector<iovec>& iov, uint64_t offset, bool write)
     return true;
 }
 
-void put_le(std::span<uint8_t> cfg, uint32_t off, uint64_t value, unsigned bytes)
-{
-    for (unsigned i = 0; i < bytes; ++i) cfg[off + i] = static_cast<uint8_t>(value >> (8 * i));
-}
-
 }  // namespace
 
 // --- The device --------------------------------------------------------------------
@@ -157,16 +153,16 @@ VirtioBlk::VirtioBlk(const DiskOptions& options) : options_(options)
                      bytes, bytes % kSectorSize);
     capacity_ = bytes / kSectorSize;
 
-    put_le(config_, kCfgCapacity, capacity_, 8);
-    put_le(config_, kCfgSizeMax, kSizeMax, 4);
-    put_le(config_, kCfgSegMax, kSegMax, 4);
-    put_le(config_, kCfgBlkSize, kSectorSize, 4);
-    put_le(config_, kCfgNumQueues, 1, 2);
-    put_le(config_, kCfgMaxDiscardSectors, kMaxDiscardSectors, 4);
-    put_le(config_, kCfgMaxDiscardSeg, kMaxDiscardSeg, 4);
-    put_le(config_, kCfgDiscardSectorAlignment, 1, 4);
-    put_le(config_, kCfgMaxWriteZeroesSectors, kMaxDiscardSectors, 4);
-    put_le(config_, kCfgMaxWriteZeroesSeg, kMaxDiscardSeg, 4);
+    le::store_at(config_, kCfgCapacity, 8, capacity_);
+    le::store_at(config_, kCfgSizeMax, 4, kSizeMax);
+    le::store_at(config_, kCfgSegMax, 4, kSegMax);
+    le::store_at(config_, kCfgBlkSize, 4, kSectorSize);
+    le::store_at(config_, kCfgNumQueues, 2, 1);
+    le::store_at(config_, kCfgMaxDiscardSectors, 4, kMaxDiscardSectors);
+    le::store_at(config_, kCfgMaxDiscardSeg, 4, kMaxDiscardSeg);
+    le::store_at(config_, kCfgDiscardSectorAlignment, 4, 1);
+    le::store_at(config_, kCfgMaxWriteZeroesSectors, 4, kMaxDiscardSectors);
+    le::store_at(config_, kCfgMaxWriteZeroesSeg, 4, kMaxDiscardSeg);
     config_[kCfgWriteZeroesMayUnmap] = 1;
 
     std::string id = options_.serial;
@@ -232,10 +228,8 @@ uint8_t VirtioBlk::serve(const VirtqChain& chain, uint32_t& data_written)
 {
     uint8_t header[kReqHeaderSize];
     if (!gather(chain.readable, 0, header, sizeof(header))) return kSIoErr;
-    uint32_t type;
-    uint64_t sector;
-    std::memcpy(&type, header, 4);
-    std::memcpy(&sector, header + 8, 8);
+    const uint32_t type = le::load32(header);
+    const uint64_t sector = le::load64(header + 8);
     switch (type) {
     case kTIn:
         ++stats_.reads;
@@ -303,11 +297,8 @@ uint8_t VirtioBlk::do_discard_or_zero(const VirtqChain& chain, bool zero)
     for (uint64_t i = 0; i < segments; ++i) {
         uint8_t seg[kSegmentSize];
         if (!gather(chain.readable, kReqHeaderSize + i * kSegmentSize, seg, sizeof(seg))) return kSIoErr;
-        uint64_t sector;
-        uint32_t num, flags;
-        std::memcpy(&sector, seg, 8);
-        std::memcpy(&num, seg + 8, 4);
-        std::memcpy(&flags, seg + 12, 4);
+        const uint64_t sector = le::load64(seg);
+        const uint32_t num = le::load32(seg + 8), flags = le::load32(seg + 12);
         // 5.2.6.2: unknown flags, or unmap on a discard, are UNSUPP.
         if ((flags & ~kSegFlagUnmap) || (!zero && (flags & kSegFlagUnmap))) return kSUnsupp;
         if (num > kMaxDiscardSectors || sector > capacity_ || num > capacity_ - sector) return kSIoErr;

@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "devices/le.h"
 #include "devices/virtio/virtio_spec.h"
 #include "vmm/error.h"
 
@@ -49,28 +50,6 @@ PciIds ids_for(const VirtioDevice& dev, const VirtioPciOptions& opts)
     return ids;
 }
 
-uint64_t le_value(std::span<const uint8_t> data)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < data.size() && i < 8; ++i) v |= uint64_t{data[i]} << (8 * i);
-    return v;
-}
-
-// Replaces bytes [at, at+data.size()) of the little-endian `field`.
-uint64_t merge_le(uint64_t field, uint64_t at, std::span<const uint8_t> data)
-{
-    for (size_t i = 0; i < data.size() && at + i < 8; ++i) {
-        const unsigned shift = static_cast<unsigned>(8 * (at + i));
-        field = (field & ~(uint64_t{0xff} << shift)) | (uint64_t{data[i]} << shift);
-    }
-    return field;
-}
-
-void put(std::span<uint8_t> img, uint64_t off, uint64_t value, unsigned bytes)
-{
-    for (unsigned i = 0; i < bytes; ++i) img[off + i] = static_cast<uint8_t>(value >> (8 * i));
-}
-
 UniqueFd make_eventfd()
 {
     const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -101,9 +80,9 @@ VirtioPciTransport::VirtioPciTransport(GuestMemory& mem, std::unique_ptr<VirtioD
         body[0] = notify ? kPciNotifyCapLen : kPciCapLen;   // cap_len
         body[kPciCapCfgType - 2] = type;
         body[kPciCapBar - 2] = kModernBar;
-        put(body, kPciCapOffset - 2, offset, 4);
-        put(body, kPciCapLength - 2, length, 4);
-        if (notify) put(body, kPciNotifyOffMultiplier - 2, kNotifyOffMultiplier, 4);
+        le::store_at(body, kPciCapOffset - 2, 4, offset);
+        le::store_at(body, kPciCapLength - 2, 4, length);
+        if (notify) le::store_at(body, kPciNotifyOffMultiplier - 2, 4, kNotifyOffMultiplier);
         add_capability(pci::kCapIdVendor, body);
     };
     add_cap(kPciCapCommonCfg, kCommonOffset, common::kSize, false);
@@ -205,26 +184,26 @@ void VirtioPciTransport::common_read(uint64_t offset, std::span<uint8_t> data)
     {
         std::lock_guard lock(mutex_);
         const uint64_t offered = offered_features();
-        put(img, common::kDeviceFeatureSelect, device_feature_select_, 4);
-        put(img, common::kDeviceFeature,
-            device_feature_select_ < 2 ? offered >> (32 * device_feature_select_) : 0, 4);
-        put(img, common::kDriverFeatureSelect, driver_feature_select_, 4);
-        put(img, common::kDriverFeature,
-            driver_feature_select_ < 2 ? driver_features_ >> (32 * driver_feature_select_) : 0, 4);
-        put(img, common::kConfigMsixVector, config_vector_, 2);
-        put(img, common::kNumQueues, queues_.size(), 2);
+        le::store_at(img, common::kDeviceFeatureSelect, 4, device_feature_select_);
+        le::store_at(img, common::kDeviceFeature, 4,
+                     device_feature_select_ < 2 ? offered >> (32 * device_feature_select_) : 0);
+        le::store_at(img, common::kDriverFeatureSelect, 4, driver_feature_select_);
+        le::store_at(img, common::kDriverFeature, 4,
+                     driver_feature_select_ < 2 ? driver_features_ >> (32 * driver_feature_select_) : 0);
+        le::store_at(img, common::kConfigMsixVector, 2, config_vector_);
+        le::store_at(img, common::kNumQueues, 2, queues_.size());
         img[common::kDeviceStatus] = status_;
         img[common::kConfigGeneration] = 0;   // the configuration never changes
-        put(img, common::kQueueSelect, queue_select_, 2);
+        le::store_at(img, common::kQueueSelect, 2, queue_select_);
         if (queue_select_ < queues_.size()) {
             const QueueState& q = *queues_[queue_select_];
-            put(img, common::kQueueSize, q.vq.size(), 2);
-            put(img, common::kQueueMsixVector, q.msix_vector, 2);
-            put(img, common::kQueueEnable, q.vq.enabled(), 2);
-            put(img, common::kQueueNotifyOff, queue_select_, 2);
-            put(img, common::kQueueDesc, q.vq.desc_addr(), 8);
-            put(img, common::kQueueDriver, q.vq.avail_addr(), 8);
-            put(img, common::kQueueDevice, q.vq.used_addr(), 8);
+            le::store_at(img, common::kQueueSize, 2, q.vq.size());
+            le::store_at(img, common::kQueueMsixVector, 2, q.msix_vector);
+            le::store_at(img, common::kQueueEnable, 2, q.vq.enabled());
+            le::store_at(img, common::kQueueNotifyOff, 2, queue_select_);
+            le::store_at(img, common::kQueueDesc, 8, q.vq.desc_addr());
+            le::store_at(img, common::kQueueDriver, 8, q.vq.avail_addr());
+            le::store_at(img, common::kQueueDevice, 8, q.vq.used_addr());
         }
     }
     for (size_t i = 0; i < data.size(); ++i) data[i] = offset + i < img.size() ? img[offset + i] : 0;
@@ -232,7 +211,7 @@ void VirtioPciTransport::common_read(uint64_t offset, std::span<uint8_t> data)
 
 void VirtioPciTransport::common_write(uint64_t offset, std::span<const uint8_t> data)
 {
-    const uint64_t v = le_value(data);
+    const uint64_t v = le::load(data);
     const size_t n = data.size();
     std::lock_guard lock(mutex_);
     QueueState* q = queue_select_ < queues_.size() ? queues_[queue_select_].get() : nullptr;
@@ -242,11 +221,11 @@ void VirtioPciTransport::common_write(uint64_t offset, std::span<const uint8_t> 
     if (addr_field(common::kQueueDesc) || addr_field(common::kQueueDriver) || addr_field(common::kQueueDevice)) {
         if (!q_writable) return;
         if (addr_field(common::kQueueDesc))
-            q->vq.set_desc_addr(merge_le(q->vq.desc_addr(), offset - common::kQueueDesc, data));
+            q->vq.set_desc_addr(le::merge(q->vq.desc_addr(), offset - common::kQueueDesc, data));
         else if (addr_field(common::kQueueDriver))
-            q->vq.set_avail_addr(merge_le(q->vq.avail_addr(), offset - common::kQueueDriver, data));
+            q->vq.set_avail_addr(le::merge(q->vq.avail_addr(), offset - common::kQueueDriver, data));
         else
-            q->vq.set_used_addr(merge_le(q->vq.used_addr(), offset - common::kQueueDevice, data));
+            q->vq.set_used_addr(le::merge(q->vq.used_addr(), offset - common::kQueueDevice, data));
         return;
     }
     const uint16_t vectors = msix_vectors();
@@ -371,17 +350,17 @@ void VirtioPciTransport::legacy_read(uint64_t offset, std::span<uint8_t> data)
     std::array<uint8_t, legacy::kConfigMsix> img{};
     {
         std::lock_guard lock(mutex_);
-        put(img, legacy::kDeviceFeatures, offered_features() & 0xffff'ffff, 4);
-        put(img, legacy::kGuestFeatures, driver_features_ & 0xffff'ffff, 4);
+        le::store_at(img, legacy::kDeviceFeatures, 4, offered_features() & 0xffff'ffff);
+        le::store_at(img, legacy::kGuestFeatures, 4, driver_features_ & 0xffff'ffff);
         if (queue_select_ < queues_.size()) {
             const QueueState& q = *queues_[queue_select_];
-            put(img, legacy::kQueueAddress, q.legacy_pfn, 4);
-            put(img, legacy::kQueueSize, q.vq.max_size(), 2);
-            put(img, legacy::kQueueMsixVector, q.msix_vector, 2);
+            le::store_at(img, legacy::kQueueAddress, 4, q.legacy_pfn);
+            le::store_at(img, legacy::kQueueSize, 2, q.vq.max_size());
+            le::store_at(img, legacy::kQueueMsixVector, 2, q.msix_vector);
         }
-        put(img, legacy::kQueueSelect, queue_select_, 2);
+        le::store_at(img, legacy::kQueueSelect, 2, queue_select_);
         img[legacy::kDeviceStatus] = status_;
-        put(img, legacy::kConfigMsixVector, config_vector_, 2);
+        le::store_at(img, legacy::kConfigMsixVector, 2, config_vector_);
     }
     for (size_t i = 0; i < data.size(); ++i) {
         const uint64_t o = offset + i;
@@ -399,7 +378,7 @@ void VirtioPciTransport::legacy_write(uint64_t offset, std::span<const uint8_t> 
     const bool msix = msix_enabled();
     const uint64_t cfg = msix ? legacy::kConfigMsix : legacy::kConfigNoMsix;
     if (offset >= cfg) return device_cfg_write(offset - cfg, data);
-    const uint64_t v = le_value(data);
+    const uint64_t v = le::load(data);
     const size_t n = data.size();
     if (offset == legacy::kQueueNotify) {
         if (n == 2) notify(static_cast<unsigned>(v));
@@ -564,9 +543,7 @@ uint32_t VirtioPciTransport::config_window_read(uint32_t offset, unsigned size)
         bar_access_read(bar, off, std::span<uint8_t>(pci_cfg_data_.data(), len));
     }
     const uint32_t at = offset - (pci_cfg_cap_ + kPciCfgCapData);
-    uint32_t v = 0;
-    for (unsigned i = 0; i < size; ++i) v |= uint32_t{pci_cfg_data_[at + i]} << (8 * i);
-    return v;
+    return static_cast<uint32_t>(le::load(std::span<const uint8_t>(pci_cfg_data_).subspan(at, size)));
 }
 
 void VirtioPciTransport::config_window_write(uint32_t offset, unsigned size, uint32_t value)
@@ -578,7 +555,7 @@ void VirtioPciTransport::config_window_write(uint32_t offset, unsigned size, uin
     {
         std::lock_guard lock(pci_cfg_mutex_);
         const uint32_t at = offset - (pci_cfg_cap_ + kPciCfgCapData);
-        for (unsigned i = 0; i < size; ++i) pci_cfg_data_[at + i] = static_cast<uint8_t>(value >> (8 * i));
+        le::store_at(pci_cfg_data_, at, size, value);
         data = pci_cfg_data_;
     }
     if ((len == 1 || len == 2 || len == 4) && bar < pci::kNumBars && off % len == 0 &&

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "devices/le.h"
 #include "vmm/cpuid.h"
 #include "vmm/error.h"
 #include "vmm/kvm.h"
@@ -375,15 +376,12 @@ bool UserIrqChip::handle_mmio(IrqVcpu& vcpu, uint64_t addr, std::span<uint8_t> d
             return true;
         }
         if (is_write) {
-            uint32_t value;
-            std::memcpy(&value, data.data(), 4);  // x86 is little-endian, as the bus
-            c.lapic.write_mmio(offset, value, now);
+            c.lapic.write_mmio(offset, le::load32(data.data()), now);
             if (offset == Lapic::kRegEoi) eois_.fetch_add(1, std::memory_order_relaxed);
             timer_changed = is_timer_register(offset);
             eois = drain_outputs_locked(c, kicks);
         } else {
-            const uint32_t value = c.lapic.read_mmio(offset, now);
-            std::memcpy(data.data(), &value, 4);
+            le::store32(data.data(), c.lapic.read_mmio(offset, now));
         }
     }
     finish_access(eois, kicks, timer_changed);

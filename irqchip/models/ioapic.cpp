@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "devices/le.h"
 #include "vmm/memory_layout.h"
 
 namespace kvmini {
@@ -306,17 +307,13 @@ void Ioapic::read(uint64_t offset, std::span<uint8_t> data)
     } else {
         ++stats_.odd_accesses;  // the EOI register is write-only; the rest is reserved
     }
-    for (size_t i = 0; i < data.size(); ++i) {
-        const unsigned byte = static_cast<unsigned>((offset & 3) + i);
-        data[i] = byte < 4 ? static_cast<uint8_t>(value >> (8 * byte)) : 0;
-    }
+    le::store(data, uint64_t{value} >> (8 * (offset & 3)));  // 0 past the register's 4th byte
 }
 
 void Ioapic::write(uint64_t offset, std::span<const uint8_t> data)
 {
     std::unique_lock lock(mutex_);
-    uint32_t value = 0;
-    for (size_t i = 0; i < data.size() && i < 4; ++i) value |= uint32_t{data[i]} << (8 * i);
+    const uint32_t value = static_cast<uint32_t>(le::load(data));  // bytes past the 4th are dropped
     if (offset == kIoregsel && data.size() <= 4) {
         if (value & ~kIoregselMask) ++stats_.odd_accesses;
         ioregsel_ = value & kIoregselMask;

@@ -22,6 +22,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "devices/le.h"
 #include "devices/virtio/virtio_blk.h"
 #include "devices/virtio/virtio_spec.h"
 #include "devices/virtio/virtqueue.h"
@@ -126,9 +127,9 @@ struct SeedBuilder {
                 ++next_desc;
             }
         }
-        std::memcpy(mem() + h().avail + kAvailRing + 2 * (avail_idx % size), &head, 2);
+        le::store16(mem() + h().avail + kAvailRing + 2 * (avail_idx % size), head);
         ++avail_idx;
-        std::memcpy(mem() + h().avail + kAvailIdx, &avail_idx, 2);
+        le::store16(mem() + h().avail + kAvailIdx, avail_idx);
     }
 };
 

@@ -869,8 +869,7 @@ TEST(BootRealKernel, BuiltVmlinux)
         const CpuEntryState s = loader.load();
         // phys_startup_64: e_entry is physical, inside the first PT_LOAD.
         const Bytes eh = file_bytes(k, 0, 64);
-        uint64_t e_entry;
-        std::memcpy(&e_entry, &eh[24], 8);
+        const uint64_t e_entry = le::load64(&eh[24]);  // Elf64_Ehdr.e_entry
         EXPECT_EQ(s.rip, e_entry < 0xffffffff80000000ull ? e_entry : s.rip);
         EXPECT_GE(s.rip, loader.placement().kernel_start);
         EXPECT_LT(s.rip, loader.placement().kernel_end);

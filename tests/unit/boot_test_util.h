@@ -12,10 +12,12 @@
 #include <functional>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "devices/le.h"
 #include "vmm/error.h"
 #include "vmm/guest_memory.h"
 
@@ -24,18 +26,15 @@ namespace kvmini::boot_test {
 using Bytes = std::vector<uint8_t>;
 
 inline void put8(Bytes& b, size_t off, uint8_t v) { b.at(off) = v; }
-inline void put16(Bytes& b, size_t off, uint16_t v)
+// Bytes [off, off + n) of b; std::out_of_range past its end, as b.at().
+inline std::span<uint8_t> bytes_at(Bytes& b, size_t off, size_t n)
 {
-    for (int i = 0; i < 2; ++i) b.at(off + i) = static_cast<uint8_t>(v >> (8 * i));
+    b.at(off + n - 1);
+    return std::span<uint8_t>(b).subspan(off, n);
 }
-inline void put32(Bytes& b, size_t off, uint32_t v)
-{
-    for (int i = 0; i < 4; ++i) b.at(off + i) = static_cast<uint8_t>(v >> (8 * i));
-}
-inline void put64(Bytes& b, size_t off, uint64_t v)
-{
-    for (int i = 0; i < 8; ++i) b.at(off + i) = static_cast<uint8_t>(v >> (8 * i));
-}
+inline void put16(Bytes& b, size_t off, uint16_t v) { le::store(bytes_at(b, off, 2), v); }
+inline void put32(Bytes& b, size_t off, uint32_t v) { le::store(bytes_at(b, off, 4), v); }
+inline void put64(Bytes& b, size_t off, uint64_t v) { le::store(bytes_at(b, off, 8), v); }
 
 class TempDir {
 public:

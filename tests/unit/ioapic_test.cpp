@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "devices/bus.h"
+#include "devices/le.h"
 #include "vmm/memory_layout.h"
 
 namespace kvmini {
@@ -30,12 +31,13 @@ uint32_t mmio_read32(Ioapic& io, uint64_t offset)
 {
     uint8_t b[4];
     io.read(offset, b);
-    return uint32_t{b[0]} | uint32_t{b[1]} << 8 | uint32_t{b[2]} << 16 | uint32_t{b[3]} << 24;
+    return le::load32(b);
 }
 
 void mmio_write32(Ioapic& io, uint64_t offset, uint32_t v)
 {
-    const uint8_t b[4] = {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)};
+    uint8_t b[4];
+    le::store32(b, v);
     io.write(offset, b);
 }
 

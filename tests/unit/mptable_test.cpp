@@ -6,9 +6,11 @@
 
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "devices/le.h"
 #include "irqchip/gsi_layout.h"
 #include "vmm/boot/mptable.h"
 #include "vmm/error.h"
@@ -22,9 +24,14 @@ constexpr uint64_t kFloating = 0xf0000;  // layout::kMpTableAddr
 struct Raw {
     std::vector<uint8_t> b;
     uint8_t u8(size_t off) const { return b.at(off); }
-    uint16_t u16(size_t off) const { return static_cast<uint16_t>(b.at(off) | b.at(off + 1) << 8); }
-    uint32_t u32(size_t off) const { return u16(off) | uint32_t{u16(off + 2)} << 16; }
+    uint16_t u16(size_t off) const { return static_cast<uint16_t>(le::load(at(off, 2))); }
+    uint32_t u32(size_t off) const { return static_cast<uint32_t>(le::load(at(off, 4))); }
     std::string str(size_t off, size_t len) const { return std::string(b.begin() + off, b.begin() + off + len); }
+    std::span<const uint8_t> at(size_t off, size_t n) const
+    {
+        b.at(off + n - 1);  // std::out_of_range past the end
+        return std::span<const uint8_t>(b).subspan(off, n);
+    }
 };
 
 Raw read_raw(const GuestMemory& mem, uint64_t gpa, uint64_t len)

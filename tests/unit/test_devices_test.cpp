@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "devices/bus.h"
+#include "devices/le.h"
 #include "devices/test/debug_exit.h"
 #include "devices/test/fw_cfg.h"
 #include "devices/test/pc_testdev.h"
@@ -33,13 +34,14 @@ protected:
     void out8(uint64_t port, uint8_t v) { EXPECT_TRUE(bus_.write(port, std::span<const uint8_t>(&v, 1))); }
     void out16(uint64_t port, uint16_t v)
     {
-        uint8_t b[2] = {static_cast<uint8_t>(v), static_cast<uint8_t>(v >> 8)};
+        uint8_t b[2];
+        le::store16(b, v);
         EXPECT_TRUE(bus_.write(port, std::span<const uint8_t>(b, 2)));
     }
     void out32(uint64_t port, uint32_t v)
     {
         uint8_t b[4];
-        std::memcpy(b, &v, 4);
+        le::store32(b, v);
         EXPECT_TRUE(bus_.write(port, std::span<const uint8_t>(b, 4)));
     }
     uint8_t in8(uint64_t port)
@@ -57,10 +59,7 @@ protected:
     }
     uint64_t read_le(uint16_t key, size_t n)
     {
-        uint64_t v = 0;
-        const auto bytes = read_item(key, n);
-        for (size_t i = 0; i < n; ++i) v |= uint64_t{bytes[i]} << (8 * i);
-        return v;
+        return le::load(read_item(key, n));
     }
 
     test::RecordingIrqSink irqs_;

@@ -135,9 +135,9 @@ struct BlkRig {
             uint8_t e[kSegmentSize];
             const uint64_t sector = s[0];
             const uint32_t num = static_cast<uint32_t>(s[1]), flags = static_cast<uint32_t>(s[2]);
-            std::memcpy(e, &sector, 8);
-            std::memcpy(e + 8, &num, 4);
-            std::memcpy(e + 12, &flags, 4);
+            le::store64(e, sector);
+            le::store32(e + 8, num);
+            le::store32(e + 12, flags);
             raw.insert(raw.end(), e, e + sizeof(e));
         }
         return out_buf(raw);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "devices/bus.h"
+#include "devices/le.h"
 #include "devices/pci/pci_host_bridge.h"
 #include "devices/pci/pci_regs.h"
 #include "devices/virtio/virtio_blk.h"
@@ -61,28 +62,24 @@ public:
     {
         uint8_t b[4] = {};
         pio.read(port, std::span<uint8_t>(b, size));
-        uint32_t v = 0;
-        std::memcpy(&v, b, size);
-        return v;
+        return le::load32(b);
     }
     void out(uint16_t port, unsigned size, uint32_t v)
     {
         uint8_t b[4];
-        std::memcpy(b, &v, 4);
+        le::store32(b, v);
         pio.write(port, std::span<const uint8_t>(b, size));
     }
     uint64_t mmio_read(uint64_t addr, unsigned size)
     {
         uint8_t b[8] = {};
         mmio.read(addr, std::span<uint8_t>(b, size));
-        uint64_t v = 0;
-        std::memcpy(&v, b, size);
-        return v;
+        return le::load64(b);
     }
     void mmio_write(uint64_t addr, unsigned size, uint64_t v)
     {
         uint8_t b[8];
-        std::memcpy(b, &v, 8);
+        le::store64(b, v);
         mmio.write(addr, std::span<const uint8_t>(b, size));
     }
 
@@ -236,9 +233,9 @@ public:
     {
         if (mode_ == Mode::kModern) return m_.mmio_read(device_cfg_ + off, size);
         const uint32_t base = msix_enabled_ ? virtio::legacy::kConfigMsix : virtio::legacy::kConfigNoMsix;
-        uint64_t v = 0;
-        for (unsigned i = 0; i < size; ++i) v |= uint64_t{legacy_read(base + off + i, 1)} << (8 * i);
-        return v;
+        uint8_t b[8] = {};
+        for (unsigned i = 0; i < size && i < 8; ++i) b[i] = static_cast<uint8_t>(legacy_read(base + off + i, 1));
+        return le::load64(b);
     }
 
     uint64_t device_features()
@@ -472,7 +469,9 @@ public:
     {
         const uint64_t hdr = m_.alloc(16, 16);
         const uint64_t st = m_.alloc(1, 1);
-        const uint32_t h[4] = {type, 0, static_cast<uint32_t>(sector), static_cast<uint32_t>(sector >> 32)};
+        uint8_t h[16] = {};   // virtio_blk_req: type, reserved, sector
+        le::store32(h, type);
+        le::store64(h + 8, sector);
         m_.mem.write(hdr, h, sizeof(h));
         m_.mem.write_obj<uint8_t>(st, 0xff);
         std::vector<Seg> segs{{hdr, 16, false}};

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "devices/le.h"
 #include "vmm/boot/boot_file.h"
 #include "vmm/boot/boot_params.h"
 #include "vmm/boot/elf_image.h"
@@ -143,10 +144,8 @@ KernelFormat detect_kernel_format(const std::string& path)
     BootFile f(path, "kernel");
     const std::vector<uint8_t> head = f.read_prefix(multiboot::kSearchBytes);
     if (head.size() >= kHeaderMagicAt + sizeof(uint32_t)) {
-        uint16_t boot_flag;
-        uint32_t magic;
-        std::memcpy(&boot_flag, &head[kBootFlagAt], sizeof boot_flag);
-        std::memcpy(&magic, &head[kHeaderMagicAt], sizeof magic);
+        const uint16_t boot_flag = le::load16(&head[kBootFlagAt]);
+        const uint32_t magic = le::load32(&head[kHeaderMagicAt]);
         if (boot_flag == lb::kBootFlag && magic == lb::kHeaderMagic) return KernelFormat::kBzImage;
     }
     if (find_multiboot_header(head)) return KernelFormat::kMultiboot;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "devices/le.h"
 #include "vmm/boot/boot_file.h"
 #include "vmm/boot/elf_image.h"
 #include "vmm/boot/x86_boot_setup.h"
@@ -27,11 +28,10 @@ constexpr uint64_t kInfoAreaBytes = layout::kEbdaStart - layout::kMultibootInfoA
 constexpr uint64_t k4GiB = 1ull << 32;
 static_assert(layout::kMultibootInfoAddr >= layout::kCmdlineAddr + layout::kCmdlineMax);
 
-uint32_t le32(std::span<const uint8_t> b, uint64_t off)
+// magic + flags + checksum of a header candidate at p (spec 3.1.1: 0 mod 2^32).
+uint32_t magic_fields_sum(const uint8_t* p)
 {
-    uint32_t v;
-    std::memcpy(&v, b.data() + off, sizeof v);
-    return v;
+    return static_cast<uint32_t>(le::load32(p) + le::load32(p + 4) + le::load32(p + 8));
 }
 
 // Lays out the info structure and what it points to in a host buffer that
@@ -141,9 +141,9 @@ std::optional<MultibootHeaderLocation> find_multiboot_header(std::span<const uin
 {
     const uint64_t n = std::min<uint64_t>(image_start.size(), mb::kSearchBytes);
     for (uint64_t off = 0; off + mb::kMagicFieldsBytes <= n; off += mb::kHeaderAlign) {
-        const uint32_t magic = le32(image_start, off);
+        const uint32_t magic = le::load32(image_start.data() + off);
         if (magic != mb::kHeaderMagic) continue;
-        if (static_cast<uint32_t>(magic + le32(image_start, off + 4) + le32(image_start, off + 8)) != 0) continue;
+        if (magic_fields_sum(image_start.data() + off) != 0) continue;
         MultibootHeaderLocation loc{off, {}};
         std::memcpy(&loc.header, image_start.data() + off, std::min<uint64_t>(sizeof loc.header, n - off));
         return loc;
@@ -180,9 +180,9 @@ CpuEntryState MultibootLoader::load()
     const std::optional<MultibootHeaderLocation> loc = find_multiboot_header(head);
     if (!loc) {
         for (uint64_t off = 0; off + mb::kMagicFieldsBytes <= head.size(); off += mb::kHeaderAlign)
-            if (le32(head, off) == mb::kHeaderMagic)
+            if (le::load32(head.data() + off) == mb::kHeaderMagic)
                 f.fail("Multiboot header at offset " + hex(off) + " has a bad checksum: magic + flags + checksum = " +
-                       hex(static_cast<uint32_t>(le32(head, off) + le32(head, off + 4) + le32(head, off + 8))) +
+                       hex(magic_fields_sum(head.data() + off)) +
                        ", not 0");
         f.fail("no Multiboot header (magic 0x1badb002, 4-byte aligned) in the first 8192 bytes");
     }
