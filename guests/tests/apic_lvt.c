@@ -21,6 +21,7 @@
 #define AP 1
 #define V_TICK 0x48          /* PIT IRQ 0 on IOAPIC pin 2 */
 #define V_FIXED 0x60
+#define V_HELD 0x55
 #define V_ERROR 0x71
 #define V_ILLEGAL 0x0f       /* an illegal vector (0-15) with no error code */
 #define COUNT_1KHZ 1193
@@ -255,6 +256,20 @@ static void test_svr(void)
     spin_until_ge(&nmis[0], n0 + 1, 100000);
     check(nmis[0] == n0 + 1, "software-disabled: an NMI IPI is still taken (%u)", nmis[0] - n0);
 
+    /* 11.4.7.2: what was pending in IRR before the disable stays there and
+     * is still the CPU's to take. */
+    lapic_write(APIC_SVR, APIC_SVR_ENABLE | VEC_LAPIC_SPURIOUS);
+    count[V_HELD] = 0;
+    lapic_write(APIC_TPR, 0x50);
+    lapic_ipi(0, ICR_SELF | V_HELD);
+    sti_delay(1000);
+    const u32 held = lapic_irr(V_HELD) && !count[V_HELD];
+    lapic_write(APIC_SVR, VEC_LAPIC_SPURIOUS);
+    lapic_write(APIC_TPR, 0);
+    wait_until_ge(&count[V_HELD], 1, 20000);
+    check(held && count[V_HELD] == 1, "a vector held in IRR by TPR before the disable is delivered once TPR drops, "
+          "while disabled (held %u, count %u)", held, count[V_HELD]);
+
     lapic_write(APIC_SVR, APIC_SVR_ENABLE | VEC_LAPIC_SPURIOUS);
     sti_delay(3000);
     check(count[V_FIXED] == 0, "the fixed IPI was not accepted: none after re-enabling either (count %u, IRR %u)",
@@ -278,6 +293,7 @@ void test_main(void)
     set_handler(2, nmi_handler);
     set_handler(V_TICK, rec);
     set_handler(V_FIXED, rec);
+    set_handler(V_HELD, rec);
     set_handler(V_ERROR, rec);
     set_handler(V_ILLEGAL, rec);
     smp = fw_cfg_cpus() >= 2;
