@@ -3,7 +3,8 @@
  * The VMM must not hang or crash, no IPI may be delivered more often than it
  * was sent, both CPUs must get through, and the APICs must work normally
  * afterwards. Then a burst to a CPU that has interrupts disabled: the IRR
- * holds one bit per vector, so it arrives once. Needs -c 2.
+ * holds one bit per vector, so it arrives once. And ping-pong with both
+ * CPUs asleep in HLT while they wait: no lost wake-up. Needs -c 2.
  *
  * Reference: Intel SDM vol. 3A 11.6.1 (ICR, fixed delivery), 11.8.4 (IRR:
  * one bit per vector; an interrupt that arrives while its IRR bit is set is
@@ -14,6 +15,9 @@
 #define V_TO_AP 0x64
 #define V_TO_BSP 0x65
 #define V_CHECK 0x66
+#define V_PING 0x67
+#define V_PONG 0x68
+#define PINGS 1000
 #define MAX_SENDS 100000
 #define STORM_US 1000000
 
@@ -25,6 +29,13 @@ static void rec(struct frame *f)
 {
     got[this_cpu()][f->vector & 0xff]++;
     lapic_eoi();
+}
+
+/* The AP, asleep in HLT between them, answers each ping with a pong. */
+static void ping(struct frame *f)
+{
+    rec(f);
+    lapic_ipi(0, ICR_FIXED | V_PONG);
 }
 
 /* Sends up to MAX_SENDS fixed IPIs to `dest` with interrupts enabled, for
@@ -70,6 +81,8 @@ void test_main(void)
     set_handler(V_TO_AP, rec);
     set_handler(V_TO_BSP, rec);
     set_handler(V_CHECK, rec);
+    set_handler(V_PING, ping);
+    set_handler(V_PONG, rec);
     if (!start_ap(AP)) fail_now("the AP (APIC ID %u) did not start", AP);
 
     ap_call(AP, ap_storm);
@@ -99,6 +112,20 @@ void test_main(void)
     lapic_ipi(0, ICR_SELF | V_CHECK);
     wait_until_ge(&got[0][V_CHECK], 1, 200000);
     check(got[0][V_CHECK] == 1, "and a self-IPI on the BSP (count %u)", got[0][V_CHECK]);
+
+    /* Ping-pong, each side asleep in HLT while it waits: no wake-up may be
+     * lost (a lost one leaves a ping or a pong waiting until the deadline). */
+    u32 trips = 0;
+    const u64 p0 = rdtsc();
+    for (u32 i = 1; i <= PINGS; i++) {
+        lapic_ipi(AP, ICR_FIXED | V_PING);
+        if (!hlt_until_ge(&got[0][V_PONG], i, 200000)) break;
+        trips = i;
+    }
+    const u32 pus = tsc_to_us(rdtsc() - p0);
+    check(trips == PINGS && got[AP][V_PING] == PINGS, "%u ping-pongs with both CPUs sleeping in HLT between them: "
+          "%u completed (AP took %u pings, BSP %u pongs; %u us per round trip)", PINGS, trips, got[AP][V_PING],
+          got[0][V_PONG], trips ? pus / trips : 0);
 
     /* A burst to a CPU with IF=0: merged into one IRR bit. */
     const u32 before = got[AP][V_TO_AP];
