@@ -8,7 +8,8 @@
  * ISRV[7:4], else ISRV[7:4]:0; a fixed interrupt is delivered only if its
  * class is above PPR[7:4]), 11.8.6 and 11.8.6.1 (CR8: CR8[3:0] =
  * TPR[7:4]; a write to CR8 sets TPR[7:4] and clears TPR[3:0]), 11.8.4
- * (IRR holds what is not deliverable yet), 11.5.4 (timer one-shot). */
+ * (IRR holds what is not deliverable yet), 11.5.4 (timer one-shot); the
+ * 82093AA IOAPIC for the one external interrupt. */
 #include "runtime.h"
 
 #define V_LOW 0x45
@@ -103,6 +104,27 @@ static void test_cr8_masking(void)
     write_cr8(0);
     wait_no_exit(&count[0xe5], 1, 20000);
     check(count[0xe5] == 1, "CR8 0: 0xe5 arrives (count %u)", count[0xe5]);
+}
+
+/* An IOAPIC edge (pc-testdev line) of class 5 under CR8 5: held, then
+ * released by the MMIO TPR (the other view of the same register). */
+#define PIN_EDGE 5
+static void test_ioapic_under_cr8(void)
+{
+    reset();
+    ioapic_route(PIN_EDGE, IOAPIC_FIXED | V_MID, this_cpu());
+    write_cr8(5);
+    testdev_line(PIN_EDGE, 1);
+    testdev_line(PIN_EDGE, 0);
+    sti_delay(3000);
+    check(count[V_MID] == 0 && lapic_irr(V_MID), "CR8 5: an IOAPIC edge on vector %#x is held in IRR (count %u, "
+          "IRR %u)", V_MID, count[V_MID], lapic_irr(V_MID));
+    lapic_write(APIC_TPR, 0x40);
+    wait_until_ge(&count[V_MID], 1, 20000);
+    check(count[V_MID] == 1, "TPR 0x40 (MMIO): it arrives, once (count %u)", count[V_MID]);
+    check(read_cr8() == 4, "and CR8 reads 4 (CR8 %llu)", read_cr8());
+    write_cr8(0);
+    ioapic_mask_all();
 }
 
 /* ---- held by TPR across "sti; hlt", released by a timer handler ---- */
@@ -251,6 +273,7 @@ void test_main(void)
 {
     test_start("apic_tpr", "task priority: CR8/TPR alias, PPR, CR8 masking and release, held across sti;hlt");
     pic_disable();
+    ioapic_mask_all();
     lapic_write(APIC_LVT_LINT0, APIC_LVT_MASKED | APIC_LVT_EXTINT);
     for (u32 v = 0x40; v < 0x100; v += 0x10) {
         set_handler((u8)(v + 5), handler);
@@ -259,6 +282,7 @@ void test_main(void)
     set_handler(V_TIMER, timer_handler);
     test_alias();
     test_cr8_masking();
+    test_ioapic_under_cr8();
     held_across_hlt(0);
     held_across_hlt(1);
     test_ppr_in_service();
