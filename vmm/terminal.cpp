@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <termios.h>
 
 #include <cerrno>
@@ -161,9 +160,7 @@ void Terminal::start(InputCallback on_input, QuitCallback on_quit)
         started_ = true;
         return;
     }
-    const int efd = ::eventfd(0, EFD_CLOEXEC);
-    if (efd < 0) throw_errno("terminal: eventfd");
-    stop_fd_.reset(efd);
+    stop_.emplace("terminal");
     enter_raw_mode();
     try {
         thread_ = std::thread([this] { input_loop(); });
@@ -177,8 +174,7 @@ void Terminal::start(InputCallback on_input, QuitCallback on_quit)
 void Terminal::stop()
 {
     if (thread_.joinable()) {
-        const uint64_t one = 1;
-        if (::write(stop_fd_.get(), &one, sizeof one) != sizeof one)
+        if (!stop_->signal())
             spdlog::error("terminal: cannot signal the input thread: {}", std::strerror(errno));
         if (thread_.get_id() == std::this_thread::get_id()) {
             // A callback broke the rule; the thread ends once it returns, and
@@ -238,7 +234,7 @@ void Terminal::leave_raw_mode()
 
 void Terminal::input_loop()
 {
-    pollfd fds[2] = {{in_fd_, POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
+    pollfd fds[2] = {{in_fd_, POLLIN, 0}, {stop_->fd(), POLLIN, 0}};
     EscapeParser parser;
     std::vector<uint8_t> forward;
     uint8_t buf[256];

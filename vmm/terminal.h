@@ -23,9 +23,11 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <thread>
 
+#include "vmm/event_fd.h"
 #include "vmm/unique_fd.h"
 
 namespace kvmini {
@@ -101,7 +103,7 @@ private:
     int out_fd_;
     InputCallback on_input_;
     QuitCallback on_quit_;
-    UniqueFd stop_fd_;  // eventfd: tells the input thread to stop
+    std::optional<EventFd> stop_;  // tells the input thread to stop; made by start()
     std::thread thread_;
     bool started_ = false;
     std::atomic<bool> raw_mode_{false};

@@ -21,8 +21,7 @@ void VmControl::request_stop(int exit_status, std::string reason)
         else
             v->kick();
     }
-    const uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(event_.get(), &one, sizeof one);
+    event_.signal();
 }
 
 }  // namespace kvmini

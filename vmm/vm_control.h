@@ -4,17 +4,13 @@
 // event_fd(), collects them.
 #pragma once
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
 
-#include "vmm/error.h"
-#include "vmm/unique_fd.h"
+#include "vmm/event_fd.h"
 
 namespace kvmini {
 
@@ -22,11 +18,6 @@ class Vcpu;
 
 class VmControl {
 public:
-    VmControl() : event_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
-    {
-        if (!event_.valid()) throw_errno("eventfd");
-    }
-
     void add_vcpu(Vcpu* vcpu)
     {
         std::lock_guard lock(mutex_);
@@ -47,7 +38,7 @@ public:
         return reason_;
     }
     // Readable once a stop was requested.
-    int event_fd() const { return event_.get(); }
+    int event_fd() const { return event_.fd(); }
 
 private:
     mutable std::mutex mutex_;
@@ -56,7 +47,7 @@ private:
     std::atomic<bool> stopping_{false};
     int exit_status_ = 0;
     std::string reason_;
-    UniqueFd event_;
+    EventFd event_{"vm control"};
 };
 
 }  // namespace kvmini

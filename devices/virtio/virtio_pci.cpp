@@ -1,7 +1,6 @@
 #include "devices/virtio/virtio_pci.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,13 +49,6 @@ PciIds ids_for(const VirtioDevice& dev, const VirtioPciOptions& opts)
     return ids;
 }
 
-UniqueFd make_eventfd()
-{
-    const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (fd < 0) throw_errno("virtio: eventfd");
-    return UniqueFd(fd);
-}
-
 }  // namespace
 
 VirtioPciTransport::VirtioPciTransport(GuestMemory& mem, std::unique_ptr<VirtioDevice> device,
@@ -102,11 +94,8 @@ VirtioPciTransport::VirtioPciTransport(GuestMemory& mem, std::unique_ptr<VirtioD
     set_interrupt_pin(1);   // INTA#
 
     for (unsigned q = 0; q < nq; ++q) {
-        auto qs = std::make_unique<QueueState>(mem_, device_->queue_max_size(q));
-        qs->eventfd = make_eventfd();
-        queues_.push_back(std::move(qs));
+        queues_.push_back(std::make_unique<QueueState>(mem_, device_->queue_max_size(q)));
     }
-    stop_fd_ = make_eventfd();
     io_thread_ = std::jthread([this](std::stop_token st) { io_loop(st); });
 }
 
@@ -114,8 +103,7 @@ VirtioPciTransport::~VirtioPciTransport()
 {
     detach_from_buses();
     io_thread_.request_stop();
-    const uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(stop_fd_.get(), &one, sizeof(one));
+    stop_.signal();
     if (io_thread_.joinable()) io_thread_.join();
 }
 
@@ -126,7 +114,7 @@ uint64_t VirtioPciTransport::offered_features() const
 
 int VirtioPciTransport::notify_eventfd(uint16_t queue) const
 {
-    return queue < queues_.size() ? queues_[queue]->eventfd.get() : -1;
+    return queue < queues_.size() ? queues_[queue]->eventfd.fd() : -1;
 }
 
 uint8_t VirtioPciTransport::device_status() const
@@ -474,8 +462,7 @@ uint8_t VirtioPciTransport::read_isr()
 void VirtioPciTransport::notify(unsigned q)
 {
     if (q >= queues_.size()) return;
-    const uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(queues_[q]->eventfd.get(), &one, sizeof(one));
+    queues_[q]->eventfd.signal();
 }
 
 void VirtioPciTransport::kick_all()
@@ -486,8 +473,8 @@ void VirtioPciTransport::kick_all()
 void VirtioPciTransport::io_loop(std::stop_token stop)
 {
     std::vector<pollfd> fds;
-    fds.push_back(pollfd{stop_fd_.get(), POLLIN, 0});
-    for (auto& q : queues_) fds.push_back(pollfd{q->eventfd.get(), POLLIN, 0});
+    fds.push_back(pollfd{stop_.fd(), POLLIN, 0});
+    for (auto& q : queues_) fds.push_back(pollfd{q->eventfd.fd(), POLLIN, 0});
     while (!stop.stop_requested()) {
         const int n = ::poll(fds.data(), fds.size(), -1);
         if (n < 0) {
@@ -498,8 +485,7 @@ void VirtioPciTransport::io_loop(std::stop_token stop)
         if (fds[0].revents) return;
         for (size_t i = 1; i < fds.size(); ++i) {
             if (!(fds[i].revents & POLLIN)) continue;
-            uint64_t count;
-            [[maybe_unused]] ssize_t r = ::read(fds[i].fd, &count, sizeof(count));
+            queues_[i - 1]->eventfd.drain();
             process_queue(static_cast<unsigned>(i - 1));
         }
     }
@@ -571,7 +557,7 @@ std::vector<VirtioNotifyRegion> VirtioPciTransport::regions_for(unsigned bar, ui
     for (unsigned q = 0; q < queues_.size(); ++q) {
         VirtioNotifyRegion r;
         r.queue = static_cast<uint16_t>(q);
-        r.eventfd = queues_[q]->eventfd.get();
+        r.eventfd = queues_[q]->eventfd.fd();
         r.len = 2;
         if (bar == kModernBar) {
             r.addr = base + kNotifyOffset + uint64_t{q} * kNotifyOffMultiplier;

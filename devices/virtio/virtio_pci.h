@@ -39,7 +39,7 @@
 #include "devices/virtio/virtio_spec.h"
 #include "devices/virtio/virtqueue.h"
 #include "vmm/guest_memory.h"
-#include "vmm/unique_fd.h"
+#include "vmm/event_fd.h"
 
 namespace kvmini {
 
@@ -110,7 +110,7 @@ private:
         VirtQueue vq;
         uint16_t msix_vector = virtio::kNoVector;
         uint32_t legacy_pfn = 0;
-        UniqueFd eventfd;
+        EventFd eventfd{"virtio queue"};   // the driver's notifications
     };
 
     uint64_t offered_features() const;
@@ -166,7 +166,7 @@ private:
 
     std::atomic<uint64_t> msix_interrupts_{0}, intx_interrupts_{0}, needs_reset_{0}, requests_{0};
 
-    UniqueFd stop_fd_;
+    EventFd stop_{"virtio"};
     std::jthread io_thread_;   // last: started after, joined before, everything above
 };
 

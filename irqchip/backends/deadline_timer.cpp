@@ -1,7 +1,6 @@
 #include "irqchip/backends/deadline_timer.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,10 +29,9 @@ DeadlineTimer::DeadlineTimer(std::string name, NextEvent next, Fire fire)
       next_(std::move(next)),
       fire_(std::move(fire)),
       timer_(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)),
-      wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
+      wake_(name_)
 {
     if (!timer_.valid()) throw_errno("timerfd_create (" + name_ + ")");
-    if (!wake_.valid()) throw_errno("eventfd (" + name_ + ")");
     thread_ = std::thread([this] { loop(); });
 }
 
@@ -46,8 +44,7 @@ DeadlineTimer::~DeadlineTimer()
 
 void DeadlineTimer::poke()
 {
-    const uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof one);
+    wake_.signal();
 }
 
 void DeadlineTimer::loop()
@@ -64,10 +61,10 @@ void DeadlineTimer::loop()
             spdlog::error("{}: timerfd_settime: {}", name_, std::strerror(errno));
             return;
         }
-        pollfd fds[2] = {{timer_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+        pollfd fds[2] = {{timer_.get(), POLLIN, 0}, {wake_.fd(), POLLIN, 0}};
         if (::poll(fds, 2, -1) < 0) continue;
         uint64_t count;
-        if (fds[1].revents & POLLIN) [[maybe_unused]] ssize_t n = ::read(wake_.get(), &count, sizeof count);
+        if (fds[1].revents & POLLIN) wake_.drain();
         if (fds[0].revents & POLLIN) {
             [[maybe_unused]] ssize_t n = ::read(timer_.get(), &count, sizeof count);
             wakeups_.fetch_add(1, std::memory_order_relaxed);

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "vmm/event_fd.h"
 #include "vmm/unique_fd.h"
 
 namespace kvmini {
@@ -41,7 +42,7 @@ private:
     NextEvent next_;
     Fire fire_;
     UniqueFd timer_;
-    UniqueFd wake_;
+    EventFd wake_;
     std::atomic<bool> stop_{false};
     std::atomic<uint64_t> wakeups_{0};
     std::thread thread_;
