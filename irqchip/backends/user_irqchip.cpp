@@ -26,6 +26,10 @@ constexpr uint32_t kKvmFeaturesNeedingKvmLapic = kKvmFeatureAsyncPf | kKvmFeatur
                                                  cpuid_bits::kKvmFeaturePvUnhalt | cpuid_bits::kKvmFeaturePvSendIpi |
                                                  kKvmFeatureAsyncPfInt;
 
+// How late a guest's CR8 lowering may be seen where KVM does not report it
+// (KVM_EXIT_SET_TPR): the period of the kicks while a vector waits on the TPR.
+constexpr uint64_t kTprWatchNs = 1'000'000;
+
 bool is_timer_register(uint32_t offset)
 {
     return offset == Lapic::kRegLvtTimer || offset == Lapic::kRegTimerInitial || offset == Lapic::kRegTimerDivide;
@@ -206,8 +210,13 @@ std::optional<uint64_t> UserIrqChip::next_timer_ns()
 {
     std::lock_guard lock(mutex_);
     std::optional<uint64_t> next;
-    for (auto& c : cpus_)
-        if (auto t = c->lapic.next_timer_ns()) next = next ? std::min(*next, *t) : *t;
+    auto earliest = [&](std::optional<uint64_t> t) {
+        if (t) next = next ? std::min(*next, *t) : *t;
+    };
+    for (auto& c : cpus_) {
+        earliest(c->lapic.next_timer_ns());
+        earliest(c->tpr_watch_ns);
+    }
     return next;
 }
 
@@ -219,7 +228,13 @@ void UserIrqChip::on_timer(uint64_t now_ns)
         for (auto& c : cpus_) {
             const uint64_t fired = c->lapic.stats().timer_fires;
             c->lapic.advance_time(now_ns);
-            if (c->lapic.stats().timer_fires != fired) wake_locked(*c, kicks);
+            bool wake = c->lapic.stats().timer_fires != fired;
+            if (c->tpr_watch_ns && now_ns >= *c->tpr_watch_ns) {
+                c->tpr_watch_ns.reset();  // before_run() re-arms it while the vector still waits
+                ++c->tpr_watch_kicks;
+                wake = true;
+            }
+            if (wake) wake_locked(*c, kicks);
         }
     }
     kick_all(kicks);
@@ -318,9 +333,18 @@ bool UserIrqChip::before_run(IrqVcpu& vcpu)
     const bool more = c.lapic.pending_vector().has_value() || extint_ready_locked(c);
     if (more && !vcpu.interrupt_window_requested()) ++c.windows;
     vcpu.request_interrupt_window(more);
+    bool poke_timer = false;
+    if (!c.lapic.vector_held_by_tpr()) {
+        c.tpr_watch_ns.reset();
+    } else if (!c.tpr_watch_ns) {
+        c.tpr_watch_ns = DeadlineTimer::now_ns() + kTprWatchNs;
+        poke_timer = true;
+    }
     c.cr8_sent = c.lapic.cr8();
     vcpu.set_cr8(c.cr8_sent);
     c.entered = true;
+    lock.unlock();
+    if (poke_timer && apic_timer_) apic_timer_->poke();
     return true;
 }
 
@@ -341,6 +365,7 @@ std::vector<uint8_t> UserIrqChip::drain_outputs_locked(Cpu& c, KickList& kicks)
     LapicOutputs out = c.lapic.take_outputs();
     for (const ApicMessage& m : out.ipis) {
         ipis_.fetch_add(1, std::memory_order_relaxed);
+        ++ipis_by_mode_[static_cast<unsigned>(m.mode) & 7];
         deliver_locked(m, kicks);
     }
     return std::move(out.level_eois);
@@ -452,15 +477,21 @@ IrqChipStats UserIrqChip::stats() const
         const LapicStats& l = c->lapic.stats();
         s.details.push_back(fmt::format(
             "vCPU {}: injected={} (extint={}) nmis={} irq_windows={} halts={} wakeups={} init={} sipi={} "
+            "tpr_watch_kicks={} "
             "apic: accepted={} coalesced={} eois={} level_eois={} ipis_sent={} timer_fires={} spurious={} "
             "dropped_disabled={} illegal_vectors={} odd_accesses={}",
             c->vcpu.index(), c->injections, c->extint_injections, c->nmis, c->windows, c->halts, c->wakeups,
-            c->inits, c->sipis, l.accepted, l.coalesced, l.eois, l.level_eois, l.ipis_sent, l.timer_fires, l.spurious,
+            c->inits, c->sipis, c->tpr_watch_kicks, l.accepted, l.coalesced, l.eois, l.level_eois, l.ipis_sent, l.timer_fires, l.spurious,
             l.dropped_disabled, l.illegal_vectors, l.odd_accesses));
     }
-    s.details.push_back(fmt::format("apic bus: ipis={} level_eois_to_ioapic={} undeliverable={} refused_injections={}",
-                                    ipis_.load(), level_eois_.load(), undeliverable_.load(),
-                                    refused_injections_.load()));
+    const auto& by = ipis_by_mode_;
+    using M = ApicDeliveryMode;
+    auto n = [&](M m) { return by[static_cast<unsigned>(m)]; };
+    s.details.push_back(fmt::format(
+        "apic bus: ipis={} (fixed={} lowest={} nmi={} init={} sipi={} smi={}) level_eois_to_ioapic={} "
+        "undeliverable={} refused_injections={}",
+        ipis_.load(), n(M::kFixed), n(M::kLowestPriority), n(M::kNmi), n(M::kInit), n(M::kStartup), n(M::kSmi),
+        level_eois_.load(), undeliverable_.load(), refused_injections_.load()));
     return s;
 }
 

@@ -27,6 +27,11 @@
 //    would drop it silently) are answered here; CR8 is kept in step with the
 //    TPR through kvm_run on every entry and exit; a level-triggered vector's
 //    EOI is broadcast to the I/O APIC;
+//  - a guest that lowers CR8 below a pending vector's class must get it. KVM
+//    reports that with KVM_EXIT_SET_TPR on VMX/SVM, but not every KVM does
+//    (the software kvm_pvm hosts never exit for it): while a vector is held
+//    back by the TPR alone, the timer thread kicks that vCPU every
+//    kTprWatchNs so that its CR8 is read again; nothing is polled otherwise;
 //  - the APIC timers run on one timer thread (DeadlineTimer), at the same
 //    1 GHz nominal bus as KVM's; the PIT's ticks also reach every vCPU whose
 //    LINT0 is in NMI mode (the NMI-watchdog virtual wire, as KVM's PIT does).
@@ -38,10 +43,12 @@
 
 #include <linux/kvm.h>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -86,9 +93,12 @@ private:
         bool entered = false;          // has been through KVM_RUN once
         uint8_t cr8_sent = 0;          // what kvm_run.cr8 held at the last entry
         uint64_t apic_base_seen = 0;   // IA32_APIC_BASE as last synced with KVM
+        // While a vector is held back by the TPR alone: when to kick the vCPU
+        // so that its CR8 is read again (see kTprWatchNs).
+        std::optional<uint64_t> tpr_watch_ns;
         // Counted under the lock.
         uint64_t injections = 0, extint_injections = 0, nmis = 0, windows = 0, halts = 0, wakeups = 0;
-        uint64_t inits = 0, sipis = 0;
+        uint64_t inits = 0, sipis = 0, tpr_watch_kicks = 0;
     };
     // Who to kick once the lock is released.
     using KickList = std::vector<IrqVcpu*>;
@@ -116,6 +126,7 @@ private:
     std::vector<std::unique_ptr<Cpu>> cpus_;
     std::vector<const Lapic*> lapics_;  // the APIC bus: cpus_[i].lapic
     unsigned lowest_priority_rr_ = 0;
+    std::array<uint64_t, 8> ipis_by_mode_{};  // under the lock, by ApicDeliveryMode
     std::atomic<uint64_t> msis_{0}, eois_{0}, level_eois_{0}, ipis_{0}, undeliverable_{0}, refused_injections_{0};
     PcChipset chipset_;
     // Last members: their threads stop before anything they use goes.

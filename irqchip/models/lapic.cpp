@@ -131,6 +131,15 @@ std::optional<uint8_t> Lapic::pending_vector() const
     return static_cast<uint8_t>(irrv);
 }
 
+bool Lapic::vector_held_by_tpr() const
+{
+    const int irrv = highest_bit(irr_);
+    if (irrv < 0) return false;
+    const int isrv = highest_bit(isr_);
+    const uint8_t cls = priority_class(irrv);
+    return (isrv < 0 || cls > priority_class(isrv)) && cls <= (tpr_ & 0xf0);
+}
+
 uint8_t Lapic::acknowledge()
 {
     const auto v = pending_vector();

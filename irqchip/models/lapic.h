@@ -221,6 +221,10 @@ public:
     // The vector the CPU would take now: the highest IRR vector whose class
     // is above the PPR's (11.8.3.1), if any.
     std::optional<uint8_t> pending_vector() const;
+    // A vector waits in IRR that only the TPR keeps back: its class is above
+    // the in-service class but not above the TPR's (so lowering CR8 would
+    // release it).
+    bool vector_held_by_tpr() const;
     // The CPU's interrupt acknowledge: moves pending_vector() from IRR to ISR
     // and returns it; with nothing deliverable returns the spurious vector
     // (SVR 7:0) and changes nothing (11.9).

@@ -1610,3 +1610,23 @@ TEST(Lapic, FirstOfTwoPendingSipisCounts)
 }
 }  // namespace
 }  // namespace kvmini
+
+namespace kvmini {
+namespace {
+// 11.8.3.1: what only the TPR keeps back (not the in-service class).
+TEST(Lapic, VectorHeldByTprAlone)
+{
+    Lapic a(0, true);
+    a.write_mmio(Lapic::kRegSvr, 0x1ff, 0);
+    a.accept(ApicMessage{.vector = 0x45});
+    EXPECT_FALSE(a.vector_held_by_tpr());
+    a.write_mmio(Lapic::kRegTpr, 0x50, 0);
+    EXPECT_TRUE(a.vector_held_by_tpr());
+    a.write_mmio(Lapic::kRegTpr, 0x00, 0);
+    a.accept(ApicMessage{.vector = 0x61});
+    EXPECT_EQ(a.acknowledge(), 0x61);
+    a.write_mmio(Lapic::kRegTpr, 0x50, 0);
+    EXPECT_FALSE(a.vector_held_by_tpr()) << "0x45 waits on the in-service 0x61 too";
+}
+}  // namespace
+}  // namespace kvmini

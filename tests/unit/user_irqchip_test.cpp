@@ -212,6 +212,9 @@ TEST(UserIrqChip, ApWaitsForInitAndSipiFromTheBootCpu)
     ASSERT_TRUE(returns(f));
     EXPECT_TRUE(f.get());
     EXPECT_EQ(ap.inits, 1u);
+    bool counted = false;
+    for (const auto& line : u.chip.stats().details) counted |= line.find("init=1 sipi=2") != std::string::npos;
+    EXPECT_TRUE(counted) << "IPIs by type: one INIT (the de-assert sends nothing), two SIPIs";
     ASSERT_TRUE(ap.started_at_sipi.has_value());
     EXPECT_EQ(*ap.started_at_sipi, 0x9a) << "the first SIPI starts it, the second is ignored";
     ASSERT_TRUE(u.chip.before_run(ap));
@@ -236,6 +239,33 @@ TEST(UserIrqChip, Cr8AndTheTprAreOneRegister)
     u.apic_write(0, Lapic::kRegTpr, 0x70);
     ASSERT_TRUE(u.chip.before_run(v));
     EXPECT_EQ(v.cr8_set, 7) << "an MMIO TPR write reaches CR8 at the next entry";
+}
+
+// A KVM that never reports KVM_EXIT_SET_TPR (this project's software hosts):
+// while a vector waits on the TPR alone, the vCPU is kicked so that its CR8
+// is read again; once nothing waits on the TPR, the kicks stop.
+TEST(UserIrqChip, VectorHeldByTheTprAloneGetsTheVcpuKicked)
+{
+    UserChip u(1);
+    FakeVcpu& v = u.vcpu(0);
+    u.apic_write(0, Lapic::kRegSvr, kSvrEnabled);
+    ASSERT_TRUE(u.chip.before_run(v));
+    v.cr8 = 5;
+    u.msi(0, 0x45);
+    ASSERT_TRUE(u.chip.before_run(v));
+    ASSERT_TRUE(v.injected.empty());
+    const unsigned before = v.kicks.load();
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (v.kicks.load() == before && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+    ASSERT_GT(v.kicks.load(), before) << "no kick while a vector waits on CR8";
+    v.cr8 = 0;  // what the guest did meanwhile, seen at the kicked exit
+    ASSERT_TRUE(u.chip.before_run(v));
+    EXPECT_EQ(v.injected, std::vector<uint8_t>{0x45});
+    u.apic_write(0, Lapic::kRegEoi, 0);
+    ASSERT_TRUE(u.chip.before_run(v));
+    const unsigned settled = v.kicks.load();
+    std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(v.kicks.load(), settled) << "nothing waits on the TPR: no polling";
 }
 
 TEST(UserIrqChip, LevelEoiGoesBackToTheIoapic)
