@@ -42,7 +42,7 @@ UserIrqChip::UserIrqChip(PitPolicy pit_policy)
                                    [this](const IoapicDelivery& d) {
                                        ApicMessage m;
                                        m.vector = d.vector;
-                                       m.mode = static_cast<ApicDeliveryMode>(d.delivery_mode);
+                                       m.mode = d.delivery_mode;
                                        m.destination = d.destination;
                                        m.logical = d.logical;
                                        m.level = d.level;

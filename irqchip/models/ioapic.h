@@ -55,21 +55,16 @@
 #include <optional>
 
 #include "devices/bus.h"
+#include "irqchip/models/apic_bus.h"
 #include "irqchip/models/ordered_outbox.h"
 #include "irqchip/gsi_layout.h"
 #include "devices/irq_line.h"
 
 namespace kvmini {
 
-// IOREDTBL delivery mode, bits 10:8 (3.2.4).
-enum class IoapicDeliveryMode : uint8_t {
-    kFixed = 0,
-    kLowestPriority = 1,
-    kSmi = 2,
-    kNmi = 4,
-    kInit = 5,
-    kExtInt = 7,
-};
+// IOREDTBL delivery mode, bits 10:8 (3.2.4): the APIC bus's encoding
+// (the I/O APIC never sends kStartup; 011 and 110 are reserved for it).
+using IoapicDeliveryMode = ApicDeliveryMode;
 
 // One interrupt message, as the I/O APIC would put it on the APIC bus.
 struct IoapicDelivery {

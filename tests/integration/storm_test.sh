@@ -86,6 +86,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# True once kvmini ($pid) has exited, false if it still runs after $1 s.
+exits_within() {
+  local _
+  for _ in $(seq $(($1 * 20))); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.05
+  done
+  ! kill -0 "$pid" 2>/dev/null
+}
+
 # The highest interrupt count in the guest's progress lines.
 guest_count() {
   sed -n 's/^storm: \([0-9]*\) interrupts in .*/\1/p' "$console" | tr -d '\r' | sort -n | tail -n 1
@@ -131,11 +141,7 @@ run_mode() {
   # Quit from the console, in the middle of the storm.
   local t0=$(date +%s%N) status=
   printf "$quit" >&3
-  for _ in $(seq $((quit_timeout_s * 20))); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
+  if ! exits_within "$quit_timeout_s"; then
     stop_kvmini
     result FAIL "$mode" "kvmini still running $quit_timeout_s s after Ctrl-A x: its terminal thread not served during the storm"
     return
@@ -204,11 +210,7 @@ run_halted() {
   sleep 0.5  # let it reach HLT
   local want
   if [ "$how" = quit ]; then printf "$quit" >&3; want=0; else kill -TERM "$pid"; want=143; fi
-  for _ in $(seq $((quit_timeout_s * 20))); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
+  if ! exits_within "$quit_timeout_s"; then
     stop_kvmini
     record FAIL "$name" "kvmini still running $quit_timeout_s s later"
   else
