@@ -37,7 +37,41 @@ void PcChipset::attach(Bus& pio, Bus& mmio)
         release_timer_tick_if_pic_gone();
     });
     pit_timer_ = std::make_unique<DeadlineTimer>(
-        "PIT", [this] { return pit_.next_event_ns(); }, [this](uint64_t now) { pit_.on_timer(now); });
+        "PIT", [this] { return next_timer_event(); }, [this](uint64_t now) { on_timer(now); });
+}
+
+std::optional<uint64_t> PcChipset::next_timer_event()
+{
+    std::optional<uint64_t> next = pit_.next_event_ns();
+    std::lock_guard lock(timer_mutex_);
+    if (ack_due_ns_) next = next ? std::min(*next, *ack_due_ns_) : *ack_due_ns_;
+    if (next) next = std::max(*next, last_wake_ns_ + Pit8254::kMinTimerPeriodNs);
+    return next;
+}
+
+void PcChipset::on_timer(uint64_t now_ns)
+{
+    bool ack = false;
+    {
+        std::lock_guard lock(timer_mutex_);
+        last_wake_ns_ = now_ns;
+        if (ack_due_ns_ && *ack_due_ns_ <= now_ns) {
+            ack_due_ns_.reset();
+            ack = true;
+        }
+    }
+    if (ack) pit_.ack_irq();
+    pit_.on_timer(now_ns);
+}
+
+void PcChipset::ack_tick_later()
+{
+    {
+        std::lock_guard lock(timer_mutex_);
+        if (ack_due_ns_) return;
+        ack_due_ns_ = DeadlineTimer::now_ns() + Pit8254::kMinTimerPeriodNs;
+    }
+    poke_timer();
 }
 
 void PcChipset::set_gsi_level(uint32_t gsi, bool level)
@@ -66,12 +100,13 @@ void PcChipset::on_pit_output(bool level)
     if (via_pic) tick_awaits_pic_eoi_.store(true);
     set_gsi_level(gsi::kPitIrq, level);
     if (level) outputs_.pit_tick();
-    if (reinject_tick && !via_pic) pit_.ack_irq();
+    if (reinject_tick && !via_pic) ack_tick_later();
 }
 
 void PcChipset::release_timer_tick_if_pic_gone()
 {
-    if (tick_awaits_pic_eoi_.load() && !timer_goes_to_pic() && tick_awaits_pic_eoi_.exchange(false)) pit_.ack_irq();
+    if (tick_awaits_pic_eoi_.load() && !timer_goes_to_pic() && tick_awaits_pic_eoi_.exchange(false))
+        ack_tick_later();
 }
 
 void PcChipset::on_pic_eoi(unsigned irq)

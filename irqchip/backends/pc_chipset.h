@@ -9,11 +9,19 @@
 // I/O APIC, its delivery (KVM reports no EOI of an edge vector). A tick that
 // met only masked inputs is lost, as on the chips; one left with the 8259A
 // when the guest moved the timer elsewhere is released, as KVM's PIT does.
+// A tick taken by delivery (or released) is acknowledged by the timer thread
+// kMinTimerPeriodNs later, not at once: otherwise each acknowledgement would
+// deliver the next pending tick from within the same call, and a backlog
+// would leave as one burst of interrupts from one vCPU's register write.
+// The timer thread never wakes more often than every kMinTimerPeriodNs (KVM
+// clamps its PIT's period to 200 us the same way).
 #pragma once
 
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <vector>
 
 #include "irqchip/backends/deadline_timer.h"
@@ -63,6 +71,10 @@ private:
     void release_timer_tick_if_pic_gone();
     void on_pic_eoi(unsigned irq);
     void poke_timer();
+    // Acknowledge the tick in flight kMinTimerPeriodNs from now (timer thread).
+    void ack_tick_later();
+    std::optional<uint64_t> next_timer_event();
+    void on_timer(uint64_t now_ns);
 
     PitPolicy pit_policy_;
     Outputs outputs_;
@@ -71,6 +83,9 @@ private:
     Pit8254 pit_;
     std::atomic<bool> tick_awaits_pic_eoi_{false};
     std::atomic<uint64_t> raises_{0};
+    std::mutex timer_mutex_;
+    std::optional<uint64_t> ack_due_ns_;  // under timer_mutex_
+    uint64_t last_wake_ns_ = 0;           // under timer_mutex_
     // Last member: destroyed first, so its thread never sees a dead model.
     std::unique_ptr<DeadlineTimer> pit_timer_;
 };

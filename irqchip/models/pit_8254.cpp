@@ -257,6 +257,10 @@ void Pit8254::ticks(uint64_t n)
         in_flight_ = true;
         pulse();
     }
+    if (pending_ > kMaxPendingTicks) {
+        stats_.dropped_ticks += pending_ - kMaxPendingTicks;
+        pending_ = kMaxPendingTicks;
+    }
 }
 
 void Pit8254::pulse()

@@ -33,7 +33,14 @@
 //                 ack_irq() calls only the first tick is ever delivered.
 //      kDiscard:  the ticks found at one on_timer()/access are one pulse; the
 //                 others are counted as coalesced.
-//    A control word for channel 0 drops its pending ticks.
+//    A control word for channel 0 drops its pending ticks. At most
+//    kMaxPendingTicks wait (a guest that never acknowledges cannot grow
+//    the backlog without bound); older ones are dropped and counted.
+//  * next_event_ns() is the datasheet's next edge; whoever keeps the time
+//    (the backends' timer thread) should not wake more often than every
+//    kMinTimerPeriodNs, as KVM's PIT clamps its period to 200 us: a guest
+//    that programs count 2 (1.7 us) then gets its ticks counted at each
+//    wake-up, not a host thread spinning at 600 kHz.
 //  * Power-on: every channel as after control word 0x36 (mode 3, LSB then
 //    MSB, binary) with no count: OUT high, not counting, no ticks. Channels 0
 //    and 1 have GATE high; channel 2's gate is port 0x61 bit 0 (low).
@@ -67,6 +74,7 @@ struct PitStats {
     uint64_t ticks = 0;            // rising edges of OUT0 made by the counter
     uint64_t irqs = 0;             // pulses delivered on IRQ 0
     uint64_t coalesced_ticks = 0;  // kDiscard: ticks merged into another pulse
+    uint64_t dropped_ticks = 0;    // kReinject: ticks beyond kMaxPendingTicks, dropped
     uint64_t acks = 0;             // ack_irq() calls
     uint64_t control_reads = 0;    // reads of the write-only control port 0x43
     uint64_t odd_writes = 0;       // illegal counts, bad BCD digits, reserved bits
@@ -113,6 +121,8 @@ public:
     void ack_irq();
     // kReinject: ticks elapsed but not delivered yet.
     uint64_t pending_ticks() const;
+    static constexpr uint64_t kMaxPendingTicks = 1000;
+    static constexpr uint64_t kMinTimerPeriodNs = 200'000;
     PitPolicy policy() const;
     // Switching policy drops pending ticks.
     void set_policy(PitPolicy policy);

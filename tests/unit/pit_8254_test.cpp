@@ -415,6 +415,18 @@ TEST(Pit8254, ReinjectDeliversEveryTickOnePerAck)
     EXPECT_EQ(s.acks, 5u);
 }
 
+// A guest that never acknowledges cannot grow the backlog without bound.
+TEST(Pit8254, ReinjectBacklogIsCapped)
+{
+    Pulses irq;
+    Pit8254 pit(irq.callback(), PitPolicy::kReinject);
+    load(pit, 0, cw(0, 3, 2), 2);         // the shortest mode-2 period: 2 CLKs
+    pit.on_timer(at(2 + 2 * 100'000));    // 100,000 periods later
+    EXPECT_EQ(irq.rising(), 1u);
+    EXPECT_EQ(pit.pending_ticks(), Pit8254::kMaxPendingTicks);
+    EXPECT_EQ(pit.stats().dropped_ticks, 100'000u - 1 - Pit8254::kMaxPendingTicks);
+}
+
 TEST(Pit8254, DiscardCoalescesLateTicks)
 {
     Pulses irq;
