@@ -13,8 +13,14 @@
 #                       VMX or SVM, nested-lane elsewhere; KVMINI_LANE=nested
 #                       or hardware forces one (CI forces hardware, so that a
 #                       runner without VMX/SVM fails instead of falling back).
+#   make pvm-lane       everything else of `make test` (the host's own KVM:
+#                       unit tests, fuzzer, matrix, storm, mk/boot.mk's boots)
 KVMINI_LANE ?= auto
-.PHONY: nested-lane hardware-lane lane-tests
+.PHONY: nested-lane hardware-lane lane-tests pvm-lane
+# Expanded when it runs, so TEST_TARGETS holds every mk/*.mk's targets.
+pvm-lane:
+	$(MAKE) -k unit-test $(filter-out lane-tests,$(TEST_TARGETS))
+
 nested-lane: $(BUILD)/kvmini guests
 	tests/nested/run-lane.sh --no-build
 
