@@ -52,6 +52,7 @@ struct IrqChipStats {
     uint64_t msis = 0;         // MSI messages sent
     uint64_t injections = 0;   // interrupts kvmini injected itself (KVM_INTERRUPT)
     uint64_t eois = 0;         // EOIs that reached kvmini
+    uint64_t undeliverable = 0;  // messages no LAPIC took (masked or refused): dropped, as on the bus
     std::vector<std::string> details;  // a backend's own lines (per vCPU, per model)
 };
 

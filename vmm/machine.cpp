@@ -254,8 +254,8 @@ void Machine::print_stats() const
     out += "\n  busiest ports:";
     for (size_t i = 0; i < ports.size() && i < 10; ++i) out += fmt::format(" {:#x}={}", ports[i].second, ports[i].first);
     const IrqChipStats irq = irqchip_->stats();
-    out += fmt::format("\n  interrupts: gsi_raises={} msis={} injected={} eois={}", irq.gsi_raises, irq.msis,
-                       irq.injections, irq.eois);
+    out += fmt::format("\n  interrupts: gsi_raises={} msis={} injected={} eois={} undeliverable={}", irq.gsi_raises,
+                       irq.msis, irq.injections, irq.eois, irq.undeliverable);
     for (const std::string& line : irq.details) out += "\n  " + line;
     out += fmt::format("\n  unclaimed: pio reads={} writes={}, mmio reads={} writes={}", pio_.unclaimed_reads(),
                        pio_.unclaimed_writes(), mmio_.unclaimed_reads(), mmio_.unclaimed_writes());

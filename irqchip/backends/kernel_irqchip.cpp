@@ -64,17 +64,14 @@ void KernelIrqChip::create(Vm& vm)
 
 void KernelIrqChip::set_gsi_level(uint32_t gsi, bool level)
 {
-    kvm_irq_level irq{};
-    irq.irq = gsi;
-    irq.level = level ? 1 : 0;
     if (level) raises_.fetch_add(1, std::memory_order_relaxed);
-    KVM_IOCTL(vm_fd_, KVM_IRQ_LINE, &irq);
+    if (!kvm_irq::set_irq_line(vm_fd_, gsi, level)) undeliverable_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void KernelIrqChip::send_msi(const MsiMessage& msg)
 {
     msis_.fetch_add(1, std::memory_order_relaxed);
-    kvm_irq::signal_msi(vm_fd_, msg);
+    if (!kvm_irq::signal_msi(vm_fd_, msg)) undeliverable_.fetch_add(1, std::memory_order_relaxed);
 }
 
 IrqChipStats KernelIrqChip::stats() const
@@ -82,6 +79,7 @@ IrqChipStats KernelIrqChip::stats() const
     IrqChipStats s;
     s.gsi_raises = raises_.load();
     s.msis = msis_.load();
+    s.undeliverable = undeliverable_.load();
     return s;
 }
 

@@ -20,7 +20,7 @@ public:
 
 private:
     int vm_fd_ = -1;
-    std::atomic<uint64_t> raises_{0}, msis_{0};
+    std::atomic<uint64_t> raises_{0}, msis_{0}, undeliverable_{0};
 };
 
 }  // namespace kvmini

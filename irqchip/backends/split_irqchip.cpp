@@ -45,7 +45,7 @@ void SplitIrqChip::attach_buses(Bus& pio, Bus& mmio) { chipset_.attach(pio, mmio
 void SplitIrqChip::send_msi(const MsiMessage& msg)
 {
     msis_.fetch_add(1, std::memory_order_relaxed);
-    kvm_irq::signal_msi(vm_fd_, msg);
+    if (!kvm_irq::signal_msi(vm_fd_, msg)) undeliverable_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void SplitIrqChip::sync_routes()
@@ -116,6 +116,7 @@ IrqChipStats SplitIrqChip::stats() const
     s.msis = msis_.load();
     s.injections = injections_.load();
     s.eois = eois_.load();
+    s.undeliverable = undeliverable_.load();
     return s;
 }
 

@@ -48,7 +48,7 @@ private:
     std::mutex routes_mutex_;
     std::array<std::optional<MsiMessage>, gsi::kIoapicPins> routes_{};
     bool routes_installed_ = false;
-    std::atomic<uint64_t> msis_{0}, injections_{0}, eois_{0}, route_updates_{0};
+    std::atomic<uint64_t> msis_{0}, injections_{0}, eois_{0}, route_updates_{0}, undeliverable_{0};
     PcChipset chipset_;  // last: its timer thread stops before the rest goes
 };
 

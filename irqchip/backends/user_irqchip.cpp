@@ -471,6 +471,7 @@ IrqChipStats UserIrqChip::stats() const
     s.gsi_raises = chipset_.gsi_raises();
     s.msis = msis_.load();
     s.eois = eois_.load();
+    s.undeliverable = undeliverable_.load();
     std::lock_guard lock(mutex_);
     for (const auto& c : cpus_) {
         s.injections += c->injections;
