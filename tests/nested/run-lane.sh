@@ -24,7 +24,8 @@
 # terminal (scripts/run-reference.sh --nested). Ctrl-A x quits QEMU.
 #
 # Environment: QEMU (qemu-system-x86_64), KVMINI_L1_MEM (2560),
-# KVMINI_L1_TIMEOUT (3000 s for the whole L1 run).
+# KVMINI_L1_TIMEOUT (3000 s for the whole L1 run), KVMINI_L1_CPU (EPYC,+svm,+npt;
+# e.g. EPYC,-svm shows the lane failing when L1 has no /dev/kvm).
 # No -e: a failing test is recorded and the run goes on to the next one.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -32,6 +33,7 @@ cd "$(dirname "$0")/../.." || exit 1
 qemu=${QEMU:-qemu-system-x86_64}
 mem=${KVMINI_L1_MEM:-2560}
 l1_timeout=${KVMINI_L1_TIMEOUT:-3000}
+l1_cpu=${KVMINI_L1_CPU:-EPYC,+svm,+npt}
 out=build/nested
 build=1
 shell=0
@@ -71,7 +73,7 @@ kdir=$(tests/nested/fetch-l1-kernel.sh | tail -n 1) || fatal "cannot fetch the L
 l1_initrd=$(tests/nested/build-l1-initramfs.sh "$out/l1.cpio" "$kdir" "$vmlinux" "${lane_args[@]}" | tail -n 1) ||
   fatal "cannot assemble the L1 initramfs"
 
-qemu_cmd=(nice -n 5 "$qemu" -accel tcg,thread=multi -M pc -cpu EPYC,+svm,+npt -smp 2 -m "$mem"
+qemu_cmd=(nice -n 5 "$qemu" -accel tcg,thread=multi -M pc -cpu "$l1_cpu" -smp 2 -m "$mem"
           -nodefaults -display none -no-reboot -kernel "$kdir/vmlinuz" -initrd "$l1_initrd")
 
 if ((shell)); then
