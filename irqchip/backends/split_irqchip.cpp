@@ -50,12 +50,14 @@ void SplitIrqChip::send_msi(const MsiMessage& msg)
 
 void SplitIrqChip::sync_routes()
 {
+    // Read the IOAPIC under the routes' lock: two vCPUs writing the IOAPIC
+    // at once must not install the older table last.
+    std::lock_guard lock(routes_mutex_);
     std::array<std::optional<MsiMessage>, gsi::kIoapicPins> wanted{};
     for (unsigned pin = 0; pin < gsi::kIoapicPins; ++pin) {
         auto m = chipset_.ioapic().programmed_message(pin);
         if (m && m->delivery_mode != IoapicDeliveryMode::kExtInt) wanted[pin] = to_msi(*m);
     }
-    std::lock_guard lock(routes_mutex_);
     if (routes_installed_ && wanted == routes_) return;
     std::vector<kvm_irq_routing_entry> entries;
     for (unsigned pin = 0; pin < gsi::kIoapicPins; ++pin) {
