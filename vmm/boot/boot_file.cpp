@@ -27,7 +27,9 @@ uint64_t low_ram_end(const GuestMemory& mem)
 
 BootFile::BootFile(std::string path, std::string role) : path_(std::move(path)), role_(std::move(role))
 {
-    fd_.reset(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+    // O_NONBLOCK: opening a FIFO must not wait for a writer before the type
+    // check below refuses it (it means nothing for a regular file).
+    fd_.reset(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
     if (!fd_.valid()) throw_errno("cannot open " + path_);
     struct stat st {};
     if (::fstat(fd_.get(), &st) != 0) throw_errno("cannot stat " + path_);
