@@ -23,6 +23,7 @@
 #include "vmm/boot/mptable.h"
 #include "vmm/console_watch.h"
 #include "vmm/cpuid.h"
+#include "vmm/kvm_stats.h"
 #include "vmm/memory_layout.h"
 #include "vmm/terminal.h"
 #include "vmm/vcpu_loop.h"
@@ -180,6 +181,8 @@ void Machine::create_vcpus()
         if (config_.irqchip != IrqChipMode::kUser) init_lapic_virtual_wire(*vcpu);
         irqchip_->attach_vcpu(*vcpu);
         control_.add_vcpu(vcpu.get());
+        if (config_.stats && kvm_.check_extension(KVM_CAP_BINARY_STATS_FD) > 0)
+            kvm_stats_.push_back(std::make_unique<KvmStats>(vcpu->fd()));
         vcpus_.push_back(std::move(vcpu));
     }
 }
@@ -187,6 +190,7 @@ void Machine::create_vcpus()
 int Machine::run(int signal_fd)
 {
     Vcpu::install_kick_signal();
+    for (const auto& k : kvm_stats_) kvm_stats_start_.push_back(k->read());
     const auto start = std::chrono::steady_clock::now();
     terminal_->start([this](std::span<const uint8_t> bytes) { com1_->receive(bytes); },
                      [this] { control_.request_stop(0, "quit from the console (Ctrl-A x)"); });
@@ -213,6 +217,25 @@ int Machine::run(int signal_fd)
     spdlog::info("kvmini: {} after {:.2f} s", control_.reason(), seconds);
     if (config_.stats) print_stats();
     return control_.exit_status();
+}
+
+std::string Machine::kvm_stats_report() const
+{
+    // KVM's own cumulative counters that moved during the run, per vCPU,
+    // with KVM's names (KVM_GET_STATS_FD).
+    if (kvm_stats_.empty()) return "\n  KVM's own counters: not available (no KVM_CAP_BINARY_STATS_FD)";
+    std::string out;
+    for (size_t i = 0; i < kvm_stats_.size() && i < kvm_stats_start_.size(); ++i) {
+        const auto& descs = kvm_stats_[i]->descriptors();
+        const std::vector<uint64_t> now = kvm_stats_[i]->read();
+        out += fmt::format("\n  KVM vCPU {}:", i);
+        for (size_t d = 0; d < descs.size(); ++d) {
+            if (!KvmStats::is_cumulative(descs[d])) continue;
+            const uint64_t delta = now[d] - kvm_stats_start_[i][d];
+            if (delta) out += fmt::format(" {}={}", descs[d].name, delta);
+        }
+    }
+    return out;
 }
 
 std::string Machine::memory_report() const
@@ -259,6 +282,7 @@ void Machine::print_stats() const
     for (const std::string& line : irq.details) out += "\n  " + line;
     out += fmt::format("\n  unclaimed: pio reads={} writes={}, mmio reads={} writes={}", pio_.unclaimed_reads(),
                        pio_.unclaimed_writes(), mmio_.unclaimed_reads(), mmio_.unclaimed_writes());
+    out += kvm_stats_report();
     out += memory_report();
     fmt::print(stderr, "{}\n", out);
 }

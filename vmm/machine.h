@@ -26,6 +26,7 @@ class Terminal;
 class TestDevices;
 class PciHostBridge;
 class VirtioPciTransport;
+class KvmStats;
 struct VirtioNotifyRegion;
 
 class Machine {
@@ -46,6 +47,7 @@ private:
     void set_ioeventfd(const VirtioNotifyRegion& region, bool added);
     void print_stats() const;
     std::string memory_report() const;
+    std::string kvm_stats_report() const;
 
     int64_t start_ns_;
     MachineConfig config_;
@@ -67,6 +69,10 @@ private:
     std::unique_ptr<PciHostBridge> pci_;
     std::vector<std::unique_ptr<VirtioPciTransport>> disks_;  // slots 1.. in -d order
     std::vector<std::unique_ptr<Vcpu>> vcpus_;
+    // KVM's own counters per vCPU (--stats, where KVM has binary stats),
+    // and their values when the vCPUs started.
+    std::vector<std::unique_ptr<KvmStats>> kvm_stats_;
+    std::vector<std::vector<uint64_t>> kvm_stats_start_;
     std::vector<std::thread> threads_;
 };
 
