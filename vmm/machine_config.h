@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "irqchip/irqchip.h"
-#include "irqchip/pit_8254.h"
+#include "irqchip/models/pit_8254.h"
 #include "vmm/cpuid.h"
 
 namespace kvmini {
