@@ -17,5 +17,8 @@ $(BOOT_TESTS): boot-test-%: $(BUILD)/kvmini
 # kvmini's MSR exits and timer thread) rather than the PIT.
 boot-test-user-2-lapic-tick: $(BUILD)/kvmini
 	KVMINI_BOOT_TICK=lapic tests/integration/boot_test.sh user 2
-.PHONY: boot-test-user-2-lapic-tick
-TEST_TARGETS += $(BOOT_TESTS) boot-test-user-2-lapic-tick
+# No -p at all, as a kvmtool user types it: the board's default parameters.
+boot-test-kernel-1-no-params: $(BUILD)/kvmini
+	KVMINI_BOOT_NO_PARAMS=1 tests/integration/boot_test.sh kernel 1
+.PHONY: boot-test-user-2-lapic-tick boot-test-kernel-1-no-params
+TEST_TARGETS += $(BOOT_TESTS) boot-test-user-2-lapic-tick boot-test-kernel-1-no-params

@@ -4,6 +4,8 @@
 
 #include <map>
 
+#include "vmm/linux_cmdline.h"
+
 namespace kvmini {
 
 CliResult parse_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
@@ -13,6 +15,7 @@ CliResult parse_cli(int argc, const char* const* argv, std::ostream& out, std::o
 
     CLI::App app{"kvmini: a small VMM on Linux KVM, for comparing how interrupts reach a guest", "kvmini"};
     app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("kvmini ") + kVersion);
     app.add_option("--log-level", result.log_level, "trace, debug, info, warn, error or off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
@@ -21,21 +24,30 @@ CliResult parse_cli(int argc, const char* const* argv, std::ostream& out, std::o
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
     run->add_option("-k,--kernel", cfg.kernel, "guest kernel: bzImage, vmlinux (ELF) or a Multiboot ELF")->required();
     run->add_option("-i,--initrd", cfg.initrd, "initrd / initramfs (Multiboot: modules, comma-separated)");
-    run->add_option("-p,--params", cfg.cmdline, "kernel command line");
-    run->add_option("-m,--mem", cfg.mem_mib, "guest RAM in MiB")->check(CLI::Range(uint64_t{16}, uint64_t{1} << 20));
-    run->add_option("-c,--cpus", cfg.cpus, "number of vCPUs")->check(CLI::Range(1u, 64u));
+    run->add_option("-p,--params", cfg.cmdline,
+                    "kernel command line; a Linux guest gets the board's parameters first (\"" +
+                        std::string(kBoardLinuxParams) + "\"), which later words override");
+    run->add_flag("!--no-default-params", cfg.default_params, "give a Linux guest only -p (and what the CPU profile needs)");
+    run->add_option("-m,--mem", cfg.mem_mib, "guest RAM in MiB")
+        ->check(CLI::Range(uint64_t{16}, uint64_t{1} << 20))
+        ->capture_default_str();
+    run->add_option("-c,--cpus", cfg.cpus, "number of vCPUs")->check(CLI::Range(1u, 64u))->capture_default_str();
     const std::map<std::string, IrqChipMode> modes{
         {"kernel", IrqChipMode::kKernel}, {"split", IrqChipMode::kSplit}, {"user", IrqChipMode::kUser}};
-    run->add_option("--irqchip", cfg.irqchip, "interrupt controllers: kernel (KVM's), split (LAPIC in KVM), user")
-        ->transform(CLI::CheckedTransformer(modes, CLI::ignore_case))
-        ->default_str("kernel");
+    std::string irqchip = "kernel";
+    run->add_option("--irqchip", irqchip,
+                    "interrupt controllers: kernel (all in KVM), split (LAPICs in KVM; PIC, IOAPIC, PIT in "
+                    "kvmini), user (all in kvmini, the LAPICs too)")
+        ->transform(CLI::IsMember({"kernel", "split", "user"}, CLI::ignore_case))
+        ->capture_default_str();
     const std::map<std::string, PitPolicy> policies{{"reinject", PitPolicy::kReinject},
                                                     {"discard", PitPolicy::kDiscard}};
-    run->add_option("--pit-policy", cfg.pit_policy,
+    std::string pit_policy = "reinject";
+    run->add_option("--pit-policy", pit_policy,
                     "lost PIT ticks where kvmini emulates the PIT (split, user): reinject (each one is delivered "
                     "after the previous was acknowledged) or discard (late ticks coalesce)")
-        ->transform(CLI::CheckedTransformer(policies, CLI::ignore_case))
-        ->default_str("reinject");
+        ->transform(CLI::IsMember({"reinject", "discard"}, CLI::ignore_case))
+        ->capture_default_str();
     std::string profile = "auto";
     run->add_option("--cpu-profile", profile,
                     "CPUID profile: host (KVM's supported CPUID), safe (hides what a software KVM cannot "
@@ -57,6 +69,8 @@ CliResult parse_cli(int argc, const char* const* argv, std::ostream& out, std::o
         result.exit_status = app.exit(e, out, err);
         return result;
     }
+    cfg.irqchip = modes.at(irqchip);
+    cfg.pit_policy = policies.at(pit_policy);
     if (profile == "host") cfg.cpu_profile = CpuProfile::kHost;
     if (profile == "safe") cfg.cpu_profile = CpuProfile::kSafe;
     result.action = version->parsed() ? CliResult::Action::kVersion : CliResult::Action::kRun;

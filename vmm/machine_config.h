@@ -16,6 +16,7 @@ struct MachineConfig {
     std::string kernel;
     std::string initrd;
     std::string cmdline;
+    bool default_params = true;             // the board's Linux parameters first (linux_cmdline.h)
     uint64_t mem_mib = 256;
     unsigned cpus = 1;
     IrqChipMode irqchip = IrqChipMode::kKernel;

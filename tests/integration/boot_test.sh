@@ -38,6 +38,9 @@
 # test's name and log directory; KVMINI_BOOT_DISKLOAD=N (hardware KVM, disk
 # root): the init first reads the root disk N times from 16 processes with
 # O_DIRECT (kvmini.diskload=N) and must print KVMINI-LOAD-DONE;
+# KVMINI_BOOT_NO_PARAMS=1 (initramfs root): kvmini gets no -p at all, as a
+# kvmtool user would type it: the board's default parameters must give the
+# console and the boot (the test's own name says "params=none");
 # KVMINI_BOOT_TICK=lapic (split, user): the guest keeps its own LAPIC timer
 # (TSC-deadline where its CPUID shows it) instead of the PIT; in user mode the
 # test then checks that kvmini's LAPIC timers fired at least 100 times.
@@ -52,14 +55,17 @@ case ${1:-} in initramfs|disk-msix|disk-intx) root=$1; shift ;; esac
 run_tag=${KVMINI_BOOT_RUN:-}
 diskload=${KVMINI_BOOT_DISKLOAD:-}
 [ "$root" != initramfs ] || diskload=
+no_params=${KVMINI_BOOT_NO_PARAMS:-}
+[ "$root" = initramfs ] || no_params=
 tick=${KVMINI_BOOT_TICK:-pit}
 [ "$mode" != kernel ] || tick=lapic
 case $tick in pit|lapic) ;; *) echo "boot_test.sh: KVMINI_BOOT_TICK must be pit or lapic" >&2; exit 2 ;; esac
 lapic_tick=
+[ -n "$no_params" ] && [ "$mode" != kernel ] && tick=lapic  # the guest's own choice
 [ "$mode" != kernel ] && [ "$tick" = lapic ] && lapic_tick=1
-name="boot linux irqchip=$mode cpus=$cpus root=$root${diskload:+ diskload=$diskload}${lapic_tick:+ tick=lapic}${*:+ $*}${run_tag:+ run $run_tag}"
+name="boot linux irqchip=$mode cpus=$cpus root=$root${no_params:+ params=none}${diskload:+ diskload=$diskload}${lapic_tick:+ tick=lapic}${*:+ $*}${run_tag:+ run $run_tag}"
 timeout_s=${KVMINI_BOOT_TIMEOUT:-900}
-out=build/boot-test/$mode-$cpus-$root${diskload:+-load$diskload}${lapic_tick:+-lapictick}${run_tag:+-run$run_tag}
+out=build/boot-test/$mode-$cpus-$root${no_params:+-noparams}${diskload:+-load$diskload}${lapic_tick:+-lapictick}${run_tag:+-run$run_tag}
 mkdir -p "$out"
 
 result() {
@@ -111,11 +117,13 @@ params="console=ttyS0 lpj=5000000 tsc=reliable panic=-1 reboot=k"
 [ -n "$data_disk" ] && params="$params kvmini.disktest=/dev/vdb"
 [ "$hardware" = 1 ] && [ -n "$diskload" ] && params="$params kvmini.diskload=$diskload"
 
+param_args=(-p "$params")
+[ -z "$no_params" ] || param_args=()
 log=$out/console.log
 err=$out/kvmini.log
 start=$(date +%s%N)
 "${KVMINI:-build/kvmini}" run -k "$vmlinux" "${root_args[@]}" -m 128 -c "$cpus" --irqchip "$mode" --stats \
-  -p "$params" "$@" </dev/null >"$log" 2>"$err" &
+  "${param_args[@]}" "$@" </dev/null >"$log" 2>"$err" &
 pid=$!
 
 # Wait for kvmini to exit, or (software KVM) for Run /init plus a grace

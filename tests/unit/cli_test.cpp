@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "vmm/cli.h"
+#include "vmm/linux_cmdline.h"
 
 using namespace kvmini;
 
@@ -99,4 +100,44 @@ TEST(Cli, HelpExitsZero)
 TEST(Cli, Version)
 {
     EXPECT_EQ(parse({"version"}).action, CliResult::Action::kVersion);
+}
+
+TEST(Cli, DashDashVersionPrintsItAndExitsZero)
+{
+    std::string text;
+    const auto r = parse({"--version"}, &text);
+    EXPECT_EQ(r.action, CliResult::Action::kExit);
+    EXPECT_EQ(r.exit_status, 0);
+    EXPECT_NE(text.find(std::string("kvmini ") + kVersion), std::string::npos) << text;
+}
+
+TEST(Cli, HelpNamesTheModesAndShowsDefaults)
+{
+    std::string text;
+    parse({"run", "--help"}, &text);
+    EXPECT_NE(text.find("{kernel,split,user}=kernel"), std::string::npos) << text;
+    EXPECT_NE(text.find("{reinject,discard}=reinject"), std::string::npos) << text;
+    EXPECT_NE(text.find("=256"), std::string::npos) << "RAM default";
+    EXPECT_NE(text.find("]=1"), std::string::npos) << "vCPU default";
+    EXPECT_EQ(text.find("->0"), std::string::npos) << "no enum numbers: " << text;
+}
+
+TEST(Cli, ModeNamesIgnoreCaseAndDefaultParamsCanBeTurnedOff)
+{
+    const auto r = parse({"run", "-k", "k", "--irqchip", "USER", "--pit-policy", "Discard"});
+    EXPECT_EQ(r.config.irqchip, IrqChipMode::kUser);
+    EXPECT_EQ(r.config.pit_policy, PitPolicy::kDiscard);
+    EXPECT_TRUE(r.config.default_params);
+    EXPECT_FALSE(parse({"run", "-k", "k", "--no-default-params"}).config.default_params);
+}
+
+TEST(LinuxCmdline, BoardParametersFirstThenTheUsers)
+{
+    EXPECT_EQ(linux_cmdline("", true, CpuProfile::kHost), kBoardLinuxParams);
+    EXPECT_EQ(linux_cmdline("quiet panic=5", true, CpuProfile::kHost), std::string(kBoardLinuxParams) + " quiet panic=5")
+        << "the user's panic= comes later, so Linux takes it";
+    EXPECT_EQ(linux_cmdline("quiet", false, CpuProfile::kHost), "quiet");
+    const std::string safe = linux_cmdline("", true, CpuProfile::kSafe);
+    EXPECT_EQ(safe.rfind(kBoardLinuxParams, 0), 0u);
+    EXPECT_NE(safe.find("clearcpuid="), std::string::npos) << "the safe profile's part still comes last";
 }
