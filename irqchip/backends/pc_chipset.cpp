@@ -51,16 +51,27 @@ std::optional<uint64_t> PcChipset::next_timer_event()
 
 void PcChipset::on_timer(uint64_t now_ns)
 {
-    bool ack = false;
+    // One acknowledgement per kMinTimerPeriodNs of time, not per wake-up: a
+    // wake-up that comes late (a loaded host) takes those that came due
+    // meanwhile, so the guest's tick rate does not depend on how promptly
+    // this thread runs. Each one may send the next pending tick, which asks
+    // for the next acknowledgement (ack_tick_later).
+    unsigned due = 0;
     {
         std::lock_guard lock(timer_mutex_);
         last_wake_ns_ = now_ns;
         if (ack_due_ns_ && *ack_due_ns_ <= now_ns) {
+            due = static_cast<unsigned>(
+                std::min<uint64_t>(1 + (now_ns - *ack_due_ns_) / Pit8254::kMinTimerPeriodNs, kMaxAcksPerWake));
             ack_due_ns_.reset();
-            ack = true;
         }
     }
-    if (ack) pit_.ack_irq();
+    for (unsigned i = 0; i < due; ++i) {
+        pit_.ack_irq();
+        std::lock_guard lock(timer_mutex_);
+        if (!ack_due_ns_) break;                  // no new tick went out
+        if (i + 1 < due) ack_due_ns_.reset();     // its slot has passed already: take it now
+    }
     pit_.on_timer(now_ns);
 }
 

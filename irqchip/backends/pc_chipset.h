@@ -10,7 +10,8 @@
 // met only masked inputs is lost, as on the chips; one left with the 8259A
 // when the guest moved the timer elsewhere is released, as KVM's PIT does.
 // A tick taken by delivery (or released) is acknowledged by the timer thread
-// kMinTimerPeriodNs later, not at once: otherwise each acknowledgement would
+// kMinTimerPeriodNs later (at most one per kMinTimerPeriodNs of time, a late
+// wake-up taking those that came due), not at once: otherwise each acknowledgement would
 // deliver the next pending tick from within the same call, and a backlog
 // would leave as one burst of interrupts from one vCPU's register write.
 // The timer thread never wakes more often than every kMinTimerPeriodNs (KVM
@@ -85,6 +86,7 @@ private:
     std::atomic<uint64_t> raises_{0};
     std::mutex timer_mutex_;
     std::optional<uint64_t> ack_due_ns_;  // under timer_mutex_
+    static constexpr unsigned kMaxAcksPerWake = 64;
     uint64_t last_wake_ns_ = 0;           // under timer_mutex_
     // Last member: destroyed first, so its thread never sees a dead model.
     std::unique_ptr<DeadlineTimer> pit_timer_;
