@@ -4,7 +4,7 @@
 
 #include <map>
 
-#include "vmm/linux_cmdline.h"
+#include "vmm/guest_cmdline.h"
 
 namespace kvmini {
 

@@ -24,7 +24,7 @@
 #include "vmm/console_watch.h"
 #include "vmm/cpuid.h"
 #include "vmm/kvm_stats.h"
-#include "vmm/linux_cmdline.h"
+#include "vmm/guest_cmdline.h"
 #include "vmm/memory_layout.h"
 #include "vmm/terminal.h"
 #include "vmm/vcpu_loop.h"
@@ -45,8 +45,8 @@ CpuEntryState load_guest(GuestMemory& memory, const MachineConfig& config, CpuPr
 {
     const KernelFormat format = detect_kernel_format(config.kernel);
     const bool is_linux = format == KernelFormat::kBzImage || format == KernelFormat::kElfVmlinux;
-    const std::string cmdline =
-        is_linux ? linux_cmdline(config.cmdline, config.default_params, profile) : config.cmdline;
+    const std::string cmdline = is_linux ? linux_cmdline(config.cmdline, config.default_params, profile)
+                                         : multiboot_cmdline(config.kernel, config.cmdline);
     spdlog::info("kernel command line: '{}'", cmdline);
     const CpuEntryState entry = load_kernel(
         memory, config.kernel, config.initrd.empty() ? std::nullopt : std::optional<std::string>(config.initrd), cmdline);

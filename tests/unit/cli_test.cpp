@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "vmm/cli.h"
-#include "vmm/linux_cmdline.h"
+#include "vmm/guest_cmdline.h"
 
 using namespace kvmini;
 
@@ -140,4 +140,10 @@ TEST(LinuxCmdline, BoardParametersFirstThenTheUsers)
     const std::string safe = linux_cmdline("", true, CpuProfile::kSafe);
     EXPECT_EQ(safe.rfind(kBoardLinuxParams, 0), 0u);
     EXPECT_NE(safe.find("clearcpuid="), std::string::npos) << "the safe profile's part still comes last";
+}
+
+TEST(MultibootCmdline, KernelPathThenTheParameters)
+{
+    EXPECT_EQ(multiboot_cmdline("build/guests/lapic.elf", "mode=user ipi"), "build/guests/lapic.elf mode=user ipi");
+    EXPECT_EQ(multiboot_cmdline("/k.elf", ""), "/k.elf");
 }
