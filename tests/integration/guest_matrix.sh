@@ -80,6 +80,7 @@ guests=(
   "apic_tpr|1||run|run|run"
   "ipi_storm|2||run|run|run"
   "msi_refused|1||run|run|run"
+  "x2apic|1||run|run|run"
 )
 # Guests that need a disk: msi drives a virtio-blk PCI device (MSI-X), given
 # this 1 MiB image (the image's base name is the device's GET_ID string).
