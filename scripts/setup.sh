@@ -11,6 +11,8 @@ packages=(
   clang libclang-rt-14-dev
   # the reference guest: kernel source and its build, busybox, disk image
   linux-source-6.1 flex bison bc libelf-dev libssl-dev xz-utils cpio busybox-static e2fsprogs
+  # the --stats=json schema check
+  python3 python3-jsonschema
   # the hardware-style lane on hosts whose KVM is software (tests/nested/): QEMU's TCG
   qemu-system-x86
 )

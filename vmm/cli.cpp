@@ -57,7 +57,12 @@ CliResult parse_cli(int argc, const char* const* argv, std::ostream& out, std::o
     run->add_option("-d,--disk", cfg.disks, "virtio-blk disk image: PATH[,ro] (repeatable)");
     run->add_flag("--test-devices", cfg.test_devices,
                   "QEMU-compatible test devices: isa-debug-exit (0xf4), pc-testdev IRQ lines (0x2000), fw_cfg");
-    run->add_flag("--stats", cfg.stats, "print exit and interrupt statistics when the guest stops");
+    std::string stats;
+    run->add_flag("--stats{text}", stats,
+                  "when the guest stops, print exits, interrupts (kvmini's and KVM's own counters), memory: "
+                  "--stats or --stats=text, or --stats=json")
+        ->check(CLI::IsMember({"text", "json"}));
+    run->add_option("--stats-file", cfg.stats_file, "write the --stats report to this file instead of stderr");
     run->add_option("--kvm-device", cfg.kvm_device, "the KVM device")->default_str("/dev/kvm");
 
     CLI::App* version = app.add_subcommand("version", "print kvmini's version");
@@ -69,6 +74,8 @@ CliResult parse_cli(int argc, const char* const* argv, std::ostream& out, std::o
         result.exit_status = app.exit(e, out, err);
         return result;
     }
+    cfg.stats = !stats.empty() || !cfg.stats_file.empty();
+    cfg.stats_format = stats == "json" ? StatsFormat::kJson : StatsFormat::kText;
     cfg.irqchip = modes.at(irqchip);
     cfg.pit_policy = policies.at(pit_policy);
     if (profile == "host") cfg.cpu_profile = CpuProfile::kHost;

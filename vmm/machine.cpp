@@ -24,6 +24,7 @@
 #include "vmm/console_watch.h"
 #include "vmm/cpuid.h"
 #include "vmm/kvm_stats.h"
+#include "vmm/run_report.h"
 #include "vmm/guest_cmdline.h"
 #include "vmm/memory_layout.h"
 #include "vmm/terminal.h"
@@ -217,76 +218,79 @@ int Machine::run(int signal_fd)
     terminal_->stop();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     spdlog::info("kvmini: {} after {:.2f} s", control_.reason(), seconds);
-    if (config_.stats) print_stats();
+    if (config_.stats) write_report(seconds);
     return control_.exit_status();
 }
 
-std::string Machine::kvm_stats_report() const
+RunReport Machine::collect_report(double seconds) const
 {
+    RunReport r;
+    r.irqchip = irqchip_->mode_name();
+    r.vcpus = config_.cpus;
+    r.wall_s = seconds;
+    r.exit_status = control_.exit_status();
+    r.stop_reason = control_.reason();
+    for (size_t reason = 0; reason < ExitStats::kReasons; ++reason)
+        if (auto n = stats_.by_reason[reason].load()) r.exits.emplace_back(exit_reason_name(reason), n);
+    r.completions = {{"kicks", stats_.kicks.load()},
+                     {"int3_completed", stats_.int3_completions.load()},
+                     {"intn_completed", stats_.intn_completions.load()},
+                     {"fwait_completed", stats_.fwait_completions.load()}};
+    // The ten busiest I/O ports.
+    std::vector<std::pair<uint64_t, uint16_t>> ports;
+    for (uint32_t p = 0; p < 0x10000; ++p)
+        if (auto n = (*stats_.by_port)[p].load()) ports.emplace_back(n, static_cast<uint16_t>(p));
+    std::sort(ports.rbegin(), ports.rend());
+    for (size_t i = 0; i < ports.size() && i < 10; ++i) r.ports.emplace_back(ports[i].second, ports[i].first);
+    r.interrupts = irqchip_->stats();
+    r.unclaimed = {{"pio_reads", pio_.unclaimed_reads()},
+                   {"pio_writes", pio_.unclaimed_writes()},
+                   {"mmio_reads", mmio_.unclaimed_reads()},
+                   {"mmio_writes", mmio_.unclaimed_writes()}};
     // KVM's own cumulative counters that moved during the run, per vCPU,
     // with KVM's names (KVM_GET_STATS_FD).
-    if (kvm_stats_.empty()) return "\n  KVM's own counters: not available (no KVM_CAP_BINARY_STATS_FD)";
-    std::string out;
+    r.kvm_counters_available = !kvm_stats_.empty();
     for (size_t i = 0; i < kvm_stats_.size() && i < kvm_stats_start_.size(); ++i) {
         const auto& descs = kvm_stats_[i]->descriptors();
         const std::vector<uint64_t> now = kvm_stats_[i]->read();
-        out += fmt::format("\n  KVM vCPU {}:", i);
+        RunReport::Counters moved;
         for (size_t d = 0; d < descs.size(); ++d) {
             if (!KvmStats::is_cumulative(descs[d])) continue;
-            const uint64_t delta = now[d] - kvm_stats_start_[i][d];
-            if (delta) out += fmt::format(" {}={}", descs[d].name, delta);
+            if (const uint64_t delta = now[d] - kvm_stats_start_[i][d]) moved.emplace_back(descs[d].name, delta);
         }
+        r.kvm_counters.push_back(std::move(moved));
     }
-    return out;
-}
-
-std::string Machine::memory_report() const
-{
-    // Peak RSS minus the guest RAM that is resident (pages the guest or the
-    // loaders touched): what kvmini itself costs.
+    // Peak RSS and the guest RAM that is resident (pages the guest or the
+    // loaders touched): their difference is what kvmini itself costs.
     rusage usage{};
     ::getrusage(RUSAGE_SELF, &usage);
     const uint64_t peak = static_cast<uint64_t>(usage.ru_maxrss) * 1024;
     const long page = ::sysconf(_SC_PAGESIZE);
     uint64_t resident = 0;
     std::vector<unsigned char> pages;
-    for (const MemoryRegion& r : memory_.regions()) {
-        pages.resize((r.size + page - 1) / page);
-        if (::mincore(r.host, r.size, pages.data()) == 0)
+    for (const MemoryRegion& region : memory_.regions()) {
+        pages.resize((region.size + page - 1) / page);
+        if (::mincore(region.host, region.size, pages.data()) == 0)
             for (unsigned char p : pages) resident += (p & 1) ? page : 0;
     }
-    std::string out = fmt::format("\n  memory: peak RSS {:.1f} MiB, guest RAM resident {:.1f} MiB, kvmini beyond it {:.1f} MiB",
-                                  peak / 1048576.0, resident / 1048576.0,
-                                  (peak > resident ? peak - resident : 0) / 1048576.0);
-    if (const int64_t first = stats_.first_run_ns.load())
-        out += fmt::format("\n  start-up: main() to the first KVM_RUN {:.2f} ms", (first - start_ns_) / 1e6);
-    return out;
+    r.peak_rss_mib = peak / 1048576.0;
+    r.guest_resident_mib = resident / 1048576.0;
+    if (const int64_t first = stats_.first_run_ns.load()) r.startup_ms = (first - start_ns_) / 1e6;
+    return r;
 }
 
-void Machine::print_stats() const
+void Machine::write_report(double seconds) const
 {
-    std::string out = fmt::format("statistics (irqchip {}):\n  exits:", irqchip_->mode_name());
-    for (size_t r = 0; r < ExitStats::kReasons; ++r)
-        if (auto n = stats_.by_reason[r].load()) out += fmt::format(" {}={}", exit_reason_name(r), n);
-    out += fmt::format("\n  kicks={} int3_completed={} intn_completed={} fwait_completed={}", stats_.kicks.load(),
-                       stats_.int3_completions.load(), stats_.intn_completions.load(),
-                       stats_.fwait_completions.load());
-    // The ten busiest I/O ports.
-    std::vector<std::pair<uint32_t, uint16_t>> ports;
-    for (uint32_t p = 0; p < 0x10000; ++p)
-        if (auto n = (*stats_.by_port)[p].load()) ports.emplace_back(n, static_cast<uint16_t>(p));
-    std::sort(ports.rbegin(), ports.rend());
-    out += "\n  busiest ports:";
-    for (size_t i = 0; i < ports.size() && i < 10; ++i) out += fmt::format(" {:#x}={}", ports[i].second, ports[i].first);
-    const IrqChipStats irq = irqchip_->stats();
-    out += fmt::format("\n  interrupts: gsi_raises={} msis={} injected={} eois={} undeliverable={}", irq.gsi_raises,
-                       irq.msis, irq.injections, irq.eois, irq.undeliverable);
-    for (const std::string& line : irq.details) out += "\n  " + line;
-    out += fmt::format("\n  unclaimed: pio reads={} writes={}, mmio reads={} writes={}", pio_.unclaimed_reads(),
-                       pio_.unclaimed_writes(), mmio_.unclaimed_reads(), mmio_.unclaimed_writes());
-    out += kvm_stats_report();
-    out += memory_report();
-    fmt::print(stderr, "{}\n", out);
+    const RunReport r = collect_report(seconds);
+    const std::string text =
+        (config_.stats_format == StatsFormat::kJson ? format_report_json(r) : format_report_text(r)) + "\n";
+    if (config_.stats_file.empty()) {
+        fmt::print(stderr, "{}", text);
+        return;
+    }
+    std::FILE* f = std::fopen(config_.stats_file.c_str(), "w");
+    if (!f || std::fputs(text.c_str(), f) < 0 || std::fclose(f) != 0)
+        spdlog::error("--stats-file {}: cannot write: {}", config_.stats_file, std::strerror(errno));
 }
 
 }  // namespace kvmini

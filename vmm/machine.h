@@ -16,6 +16,7 @@
 #include "vmm/guest_memory.h"
 #include "vmm/kvm.h"
 #include "vmm/machine_config.h"
+#include "vmm/run_report.h"
 #include "vmm/vm_control.h"
 
 namespace kvmini {
@@ -45,9 +46,8 @@ private:
     void create_devices();
     void create_vcpus();
     void set_ioeventfd(const VirtioNotifyRegion& region, bool added);
-    void print_stats() const;
-    std::string memory_report() const;
-    std::string kvm_stats_report() const;
+    RunReport collect_report(double seconds) const;
+    void write_report(double seconds) const;
 
     int64_t start_ns_;
     MachineConfig config_;

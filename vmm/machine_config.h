@@ -12,6 +12,8 @@
 
 namespace kvmini {
 
+enum class StatsFormat { kText, kJson };
+
 struct MachineConfig {
     std::string kernel;
     std::string initrd;
@@ -25,6 +27,8 @@ struct MachineConfig {
     std::vector<std::string> disks;         // -d PATH[,ro]
     bool test_devices = false;              // QEMU-compatible isa-debug-exit, pc-testdev lines, fw_cfg
     bool stats = false;                     // print exit and interrupt statistics at the end
+    StatsFormat stats_format = StatsFormat::kText;
+    std::string stats_file;                 // empty: stderr
     std::string kvm_device = "/dev/kvm";
 };
 
