@@ -356,19 +356,30 @@ public:
         const virtio::VirtqDesc d{addr, len, flags, next};
         m_.mem.write_obj(queues_.at(q).desc + 16ull * index, d);
     }
+    // The rings' indices and event fields are shared with the device's I/O
+    // thread: single aligned 16-bit accesses, as a guest's are; the release
+    // store and the acquire load are the driver's memory barriers (2.7.13),
+    // and let ThreadSanitizer see them.
+    uint16_t load_shared(uint64_t gpa)
+    {
+        return std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(shared_ptr(gpa))).load(std::memory_order_acquire);
+    }
+    void store_shared(uint64_t gpa, uint16_t v)
+    {
+        std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(shared_ptr(gpa))).store(v, std::memory_order_release);
+    }
     // Publishes `head` in the available ring (no notify).
     void publish(unsigned q, uint16_t head)
     {
         Queue& Q = queues_.at(q);
         m_.mem.write_obj<uint16_t>(Q.avail + virtio::kAvailRing + 2ull * (Q.avail_idx % Q.size), head);
-        std::atomic_thread_fence(std::memory_order_release);
         ++Q.avail_idx;
-        m_.mem.write_obj<uint16_t>(Q.avail + virtio::kAvailIdx, Q.avail_idx);
+        store_shared(Q.avail + virtio::kAvailIdx, Q.avail_idx);
     }
     void set_avail_idx(unsigned q, uint16_t idx)
     {
         queues_.at(q).avail_idx = idx;
-        m_.mem.write_obj<uint16_t>(queues_.at(q).avail + virtio::kAvailIdx, idx);
+        store_shared(queues_.at(q).avail + virtio::kAvailIdx, idx);
     }
     void notify(unsigned q)
     {
@@ -426,9 +437,8 @@ public:
     std::optional<UsedElem> poll_used(unsigned q)
     {
         Queue& Q = queues_.at(q);
-        const uint16_t idx = m_.mem.read_obj<uint16_t>(Q.used + virtio::kUsedIdx).value();
+        const uint16_t idx = load_shared(Q.used + virtio::kUsedIdx);
         if (idx == Q.last_used) return std::nullopt;
-        std::atomic_thread_fence(std::memory_order_acquire);
         const uint64_t e = Q.used + virtio::kUsedRing + 8ull * (Q.last_used % Q.size);
         UsedElem u{m_.mem.read_obj<uint32_t>(e).value(), m_.mem.read_obj<uint32_t>(e + 4).value()};
         ++Q.last_used;
@@ -445,17 +455,17 @@ public:
             std::this_thread::sleep_for(200us);
         }
     }
-    uint16_t used_idx(unsigned q) { return m_.mem.read_obj<uint16_t>(queues_.at(q).used + virtio::kUsedIdx).value(); }
+    uint16_t used_idx(unsigned q) { return load_shared(queues_.at(q).used + virtio::kUsedIdx); }
     // EVENT_IDX: the used_event the driver publishes in the available ring.
     void set_used_event(unsigned q, uint16_t v)
     {
         Queue& Q = queues_.at(q);
-        m_.mem.write_obj<uint16_t>(Q.avail + virtio::kAvailRing + 2ull * Q.size, v);
+        store_shared(Q.avail + virtio::kAvailRing + 2ull * Q.size, v);
     }
     uint16_t avail_event(unsigned q)
     {
         Queue& Q = queues_.at(q);
-        return m_.mem.read_obj<uint16_t>(Q.used + virtio::kUsedRing + 8ull * Q.size).value();
+        return load_shared(Q.used + virtio::kUsedRing + 8ull * Q.size);
     }
 
     // --- virtio-blk requests ------------------------------------------------------------
@@ -506,6 +516,12 @@ public:
     }
 
 private:
+    uint8_t* shared_ptr(uint64_t gpa)
+    {
+        uint8_t* p = m_.mem.host_ptr(gpa, 2);
+        if (!p || gpa % 2) throw std::runtime_error("test driver: ring field outside RAM or unaligned");
+        return p;
+    }
     static uint16_t take_desc(Queue& Q)
     {
         if (Q.free.empty()) throw std::runtime_error("test driver: descriptor table full");
