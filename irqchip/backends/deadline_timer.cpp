@@ -32,10 +32,16 @@ DeadlineTimer::DeadlineTimer(std::string name, NextEvent next, Fire fire)
       wake_(name_)
 {
     if (!timer_.valid()) throw_errno("timerfd_create (" + name_ + ")");
-    thread_ = std::thread([this] { loop(); });
 }
 
-DeadlineTimer::~DeadlineTimer()
+void DeadlineTimer::start()
+{
+    if (!thread_.joinable() && !stop_.load()) thread_ = std::thread([this] { loop(); });
+}
+
+DeadlineTimer::~DeadlineTimer() { stop(); }
+
+void DeadlineTimer::stop()
 {
     stop_.store(true);
     poke();

@@ -23,9 +23,14 @@ public:
     using NextEvent = std::function<std::optional<uint64_t>()>;
     using Fire = std::function<void(uint64_t now_ns)>;
 
-    // Starts the thread. `name` is for error messages.
+    // `name` is for error messages. The thread starts with start(), once
+    // whoever holds this object can be reached from next() and fire().
     DeadlineTimer(std::string name, NextEvent next, Fire fire);
-    ~DeadlineTimer();  // stops and joins the thread
+    ~DeadlineTimer();  // stop()
+    void start();
+    // Ends and joins the thread (idempotent): after it, next() and fire()
+    // are not called again. Owners stop it before they tear anything down.
+    void stop();
     DeadlineTimer(const DeadlineTimer&) = delete;
     DeadlineTimer& operator=(const DeadlineTimer&) = delete;
 

@@ -21,7 +21,12 @@ PcChipset::PcChipset(PitPolicy pit_policy, Outputs outputs)
 {
 }
 
-PcChipset::~PcChipset() { pit_timer_.reset(); }
+PcChipset::~PcChipset() { stop(); }
+
+void PcChipset::stop()
+{
+    if (pit_timer_) pit_timer_->stop();
+}
 
 void PcChipset::poke_timer()
 {
@@ -38,6 +43,7 @@ void PcChipset::attach(Bus& pio, Bus& mmio)
     });
     pit_timer_ = std::make_unique<DeadlineTimer>(
         "PIT", [this] { return next_timer_event(); }, [this](uint64_t now) { on_timer(now); });
+    pit_timer_->start();  // after pit_timer_ is set: the thread itself pokes it
 }
 
 std::optional<uint64_t> PcChipset::next_timer_event()

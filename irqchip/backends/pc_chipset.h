@@ -49,7 +49,10 @@ public:
     };
 
     PcChipset(PitPolicy pit_policy, Outputs outputs);
-    ~PcChipset();  // stops the PIT's timer thread before the models go
+    ~PcChipset();  // stop()
+    // Ends the PIT's timer thread (joined): no output comes from it after.
+    // Owners call it first when they go, before their own state does.
+    void stop();
     PcChipset(const PcChipset&) = delete;
     PcChipset& operator=(const PcChipset&) = delete;
 

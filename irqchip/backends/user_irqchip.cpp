@@ -54,7 +54,12 @@ UserIrqChip::UserIrqChip(PitPolicy pit_policy)
 {
 }
 
-UserIrqChip::~UserIrqChip() { apic_timer_.reset(); }
+UserIrqChip::~UserIrqChip()
+{
+    // Both timer threads end before anything they reach goes.
+    chipset_.stop();
+    if (apic_timer_) apic_timer_->stop();
+}
 
 void UserIrqChip::create(Vm& vm)
 {
@@ -101,6 +106,7 @@ void UserIrqChip::attach_buses(Bus& pio, Bus& mmio)
     chipset_.attach(pio, mmio);
     apic_timer_ = std::make_unique<DeadlineTimer>(
         "LAPIC timers", [this] { return next_timer_ns(); }, [this](uint64_t now) { on_timer(now); });
+    apic_timer_->start();  // after apic_timer_ is set: vCPU threads poke it
 }
 
 void UserIrqChip::filter_cpuid(std::vector<kvm_cpuid_entry2>& entries) const
