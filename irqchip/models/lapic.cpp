@@ -316,8 +316,17 @@ uint32_t Lapic::current_count(uint64_t now_ns) const
 {
     if (!timer_start_ns_ || !timer_expiry_ns_ || tsc_deadline_mode()) return 0;
     const uint64_t period = timer_period_ns();
-    if (period == 0 || now_ns >= *timer_expiry_ns_) return 0;
-    const uint64_t left = *timer_expiry_ns_ - now_ns;
+    if (period == 0) return 0;
+    uint64_t left;
+    if (now_ns < *timer_expiry_ns_) {
+        left = *timer_expiry_ns_ - now_ns;
+    } else if (((lvt_[kLvtTimer] & kTimerModeMask) >> kTimerModeShift) == kTimerPeriodic) {
+        // 11.5.4: a periodic count reloads by itself at 0, whether or not the
+        // owner has run advance_time() for that expiry yet.
+        left = period - (now_ns - *timer_expiry_ns_) % period;
+    } else {
+        return 0;  // one-shot: stays 0 once it reached 0
+    }
     // Counts left = ns left / (ns per count); the product needs 128 bits.
     return static_cast<uint32_t>(static_cast<unsigned __int128>(left) * timer_initial_ / period);
 }

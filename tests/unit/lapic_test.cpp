@@ -1630,3 +1630,23 @@ TEST(Lapic, VectorHeldByTprAlone)
 }
 }  // namespace
 }  // namespace kvmini
+
+namespace kvmini {
+namespace {
+// 11.5.4: the periodic count reloads by itself; reading it must not depend
+// on whether the owner has processed the expiry (advance_time) yet.
+TEST(Lapic, PeriodicCurrentCountReloadsBeforeTheOwnerLooks)
+{
+    Lapic a(0, true);
+    a.write_mmio(Lapic::kRegSvr, 0x1ff, 0);
+    a.write_mmio(Lapic::kRegTimerDivide, 0xb, 0);                    // divide by 1: 1 count per ns
+    a.write_mmio(Lapic::kRegLvtTimer, (1u << 17) | (1u << 16) | 0x30, 0);  // periodic, masked
+    a.write_mmio(Lapic::kRegTimerInitial, 1000, 0);
+    EXPECT_EQ(a.read_mmio(Lapic::kRegTimerCurrent, 2250), 750u) << "2.25 periods in: 750 counts left";
+    EXPECT_EQ(a.read_mmio(Lapic::kRegTimerCurrent, 999), 1u);
+    a.write_mmio(Lapic::kRegLvtTimer, 0x30, 0);  // one-shot, same count
+    a.write_mmio(Lapic::kRegTimerInitial, 1000, 0);
+    EXPECT_EQ(a.read_mmio(Lapic::kRegTimerCurrent, 2250), 0u) << "a one-shot count stays at 0";
+}
+}  // namespace
+}  // namespace kvmini
