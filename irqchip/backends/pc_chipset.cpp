@@ -35,11 +35,11 @@ void PcChipset::poke_timer()
 
 void PcChipset::attach(Bus& pio, Bus& mmio)
 {
-    pic_.attach(pio, [this] { release_timer_tick_if_pic_gone(); });
+    pic_.attach(pio, [this] { release_stranded_tick(); });
     pit_.attach(pio, [this] { poke_timer(); });
     ioapic_.attach(mmio, [this] {
         outputs_.ioapic_written();
-        release_timer_tick_if_pic_gone();
+        release_stranded_tick();
     });
     pit_timer_ = std::make_unique<DeadlineTimer>(
         "PIT", [this] { return next_timer_event(); }, [this](uint64_t now) { on_timer(now); });
@@ -51,6 +51,8 @@ std::optional<uint64_t> PcChipset::next_timer_event()
     std::optional<uint64_t> next = pit_.next_event_ns();
     std::lock_guard lock(timer_mutex_);
     if (ack_due_ns_) next = next ? std::min(*next, *ack_due_ns_) : *ack_due_ns_;
+    if (eoi_deadline_ns_ && tick_awaits_vector_.load() >= 0)
+        next = next ? std::min(*next, *eoi_deadline_ns_) : *eoi_deadline_ns_;
     if (next) next = std::max(*next, last_wake_ns_ + Pit8254::kMinTimerPeriodNs);
     return next;
 }
@@ -63,15 +65,24 @@ void PcChipset::on_timer(uint64_t now_ns)
     // this thread runs. Each one may send the next pending tick, which asks
     // for the next acknowledgement (ack_tick_later).
     unsigned due = 0;
+    bool eoi_overdue = false;
     {
         std::lock_guard lock(timer_mutex_);
         last_wake_ns_ = now_ns;
+        if (eoi_deadline_ns_ && *eoi_deadline_ns_ <= now_ns) {
+            eoi_deadline_ns_.reset();
+            eoi_overdue = true;
+        }
         if (ack_due_ns_ && *ack_due_ns_ <= now_ns) {
             due = static_cast<unsigned>(
                 std::min<uint64_t>(1 + (now_ns - *ack_due_ns_) / Pit8254::kMinTimerPeriodNs, kMaxAcksPerWake));
             ack_due_ns_.reset();
         }
     }
+    // A tick whose EOI never came (the guest dropped it): released.
+    if (int awaited = tick_awaits_vector_.load(); eoi_overdue && awaited >= 0 &&
+                                                  tick_awaits_vector_.compare_exchange_strong(awaited, -1))
+        pit_.ack_irq();
     for (unsigned i = 0; i < due; ++i) {
         pit_.ack_irq();
         std::lock_guard lock(timer_mutex_);
@@ -110,20 +121,50 @@ bool PcChipset::timer_goes_to_pic() const
 
 void PcChipset::on_pit_output(bool level)
 {
-    // The 8259A's EOI of IRQ 0 (on_pic_eoi) can come before set_gsi_level()
-    // returns: decide where the tick goes first.
+    // The 8259A's EOI of IRQ 0 (on_pic_eoi) or the LAPIC's EOI of the
+    // vector (lapic_eoi) can come before set_gsi_level() returns: decide how
+    // the tick will be acknowledged first.
     const bool reinject_tick = level && pit_policy_ == PitPolicy::kReinject;
     const bool via_pic = reinject_tick && timer_goes_to_pic();
+    int via_vector = -1;
+    if (reinject_tick && !via_pic && eoi_paced_) {
+        const auto pin = gsi::ioapic_pin(gsi::kPitIrq);
+        const auto m = pin ? ioapic_.programmed_message(*pin) : std::nullopt;
+        if (m && (m->delivery_mode == IoapicDeliveryMode::kFixed ||
+                  m->delivery_mode == IoapicDeliveryMode::kLowestPriority))
+            via_vector = m->vector;
+    }
     if (via_pic) tick_awaits_pic_eoi_.store(true);
+    if (via_vector >= 0) {
+        tick_awaits_vector_.store(via_vector);
+        std::lock_guard lock(timer_mutex_);
+        eoi_deadline_ns_ = DeadlineTimer::now_ns() + kEoiWaitNs;
+    }
     set_gsi_level(gsi::kPitIrq, level);
     if (level) outputs_.pit_tick();
-    if (reinject_tick && !via_pic) ack_tick_later();
+    if (reinject_tick && !via_pic && via_vector < 0) ack_tick_later();
 }
 
-void PcChipset::release_timer_tick_if_pic_gone()
+void PcChipset::lapic_eoi(uint8_t vector)
 {
+    int expected = vector;
+    if (tick_awaits_vector_.compare_exchange_strong(expected, -1)) pit_.ack_irq();
+}
+
+void PcChipset::release_stranded_tick()
+{
+    // As KVM's PIT does on a mask change: a tick left with the 8259A when the
+    // guest masked IRQ 0 there (or moved the timer to the IOAPIC) will never
+    // be acknowledged; nor one waiting for a vector's EOI once the timer's
+    // pin no longer sends that vector.
     if (tick_awaits_pic_eoi_.load() && !timer_goes_to_pic() && tick_awaits_pic_eoi_.exchange(false))
         ack_tick_later();
+    const int awaited = tick_awaits_vector_.load();
+    if (awaited < 0) return;
+    const auto pin = gsi::ioapic_pin(gsi::kPitIrq);
+    const auto m = pin ? ioapic_.programmed_message(*pin) : std::nullopt;
+    int expected = awaited;
+    if ((!m || m->vector != awaited) && tick_awaits_vector_.compare_exchange_strong(expected, -1)) ack_tick_later();
 }
 
 void PcChipset::on_pic_eoi(unsigned irq)

@@ -63,6 +63,16 @@ public:
     void set_gsi_level(uint32_t gsi, bool level);
     // An EOI for `vector` reaching the I/O APIC.
     void ioapic_eoi(uint8_t vector) { ioapic_.eoi(vector); }
+    // A backend that sees every local APIC EOI (user mode) turns this on
+    // before attach() and reports them to lapic_eoi(): a PIT tick sent
+    // through the I/O APIC is then acknowledged by the guest's EOI of its
+    // vector, as KVM's PIT does with its acknowledgement notifier, so the
+    // next tick never lands on one still pending (where it would merge into
+    // the same IRR bit). A tick whose EOI cannot come (its pin rerouted, or
+    // the message dropped) is released after kEoiWaitNs.
+    void pace_ticks_by_eoi() { eoi_paced_ = true; }
+    void lapic_eoi(uint8_t vector);
+    static constexpr uint64_t kEoiWaitNs = 100'000'000;
 
     Pic8259Pair& pic() { return pic_; }
     const Ioapic& ioapic() const { return ioapic_; }
@@ -72,7 +82,9 @@ public:
 private:
     void on_pit_output(bool level);
     bool timer_goes_to_pic() const;
-    void release_timer_tick_if_pic_gone();
+    // A tick left waiting for an 8259A EOI or a LAPIC EOI that will not
+    // come (the guest moved or masked the timer) is released.
+    void release_stranded_tick();
     void on_pic_eoi(unsigned irq);
     void poke_timer();
     // Acknowledge the tick in flight kMinTimerPeriodNs from now (timer thread).
@@ -86,9 +98,12 @@ private:
     Ioapic ioapic_;
     Pit8254 pit_;
     std::atomic<bool> tick_awaits_pic_eoi_{false};
+    bool eoi_paced_ = false;                    // set before attach()
+    std::atomic<int> tick_awaits_vector_{-1};   // the LAPIC EOI a tick waits for, -1: none
     std::atomic<uint64_t> raises_{0};
     std::mutex timer_mutex_;
     std::optional<uint64_t> ack_due_ns_;  // under timer_mutex_
+    std::optional<uint64_t> eoi_deadline_ns_;  // under timer_mutex_: release the awaited tick then
     static constexpr unsigned kMaxAcksPerWake = 64;
     uint64_t last_wake_ns_ = 0;           // under timer_mutex_
     // Last member: destroyed first, so its thread never sees a dead model.

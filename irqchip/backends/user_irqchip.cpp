@@ -52,6 +52,7 @@ UserIrqChip::UserIrqChip(PitPolicy pit_policy)
                                .pit_tick = [this] { on_pit_tick(); },
                            })
 {
+    chipset_.pace_ticks_by_eoi();  // every EOI comes through kvmini's LAPICs
 }
 
 UserIrqChip::~UserIrqChip()
@@ -366,7 +367,7 @@ void UserIrqChip::on_halt(IrqVcpu& vcpu)
 
 // --- the APIC's registers ---
 
-std::vector<uint8_t> UserIrqChip::drain_outputs_locked(Cpu& c, KickList& kicks)
+LapicOutputs UserIrqChip::drain_outputs_locked(Cpu& c, KickList& kicks)
 {
     LapicOutputs out = c.lapic.take_outputs();
     for (const ApicMessage& m : out.ipis) {
@@ -374,16 +375,18 @@ std::vector<uint8_t> UserIrqChip::drain_outputs_locked(Cpu& c, KickList& kicks)
         ++ipis_by_mode_[static_cast<unsigned>(m.mode) & 7];
         deliver_locked(m, kicks);
     }
-    return std::move(out.level_eois);
+    out.ipis.clear();
+    return out;
 }
 
-void UserIrqChip::finish_access(const std::vector<uint8_t>& eois, const KickList& kicks, bool timer_changed)
+void UserIrqChip::finish_access(const LapicOutputs& out, const KickList& kicks, bool timer_changed)
 {
     kick_all(kicks);
-    for (uint8_t v : eois) {
+    for (uint8_t v : out.level_eois) {
         level_eois_.fetch_add(1, std::memory_order_relaxed);
         chipset_.ioapic_eoi(v);
     }
+    for (uint8_t v : out.eoi_vectors) chipset_.lapic_eoi(v);
     if (timer_changed && apic_timer_) apic_timer_->poke();
 }
 
@@ -391,7 +394,7 @@ bool UserIrqChip::handle_mmio(IrqVcpu& vcpu, uint64_t addr, std::span<uint8_t> d
 {
     Cpu& c = cpu(vcpu);
     KickList kicks;
-    std::vector<uint8_t> eois;
+    LapicOutputs eois;
     bool timer_changed = false;
     {
         std::lock_guard lock(mutex_);
@@ -435,7 +438,7 @@ bool UserIrqChip::write_msr(IrqVcpu& vcpu, uint32_t index, uint64_t value)
 {
     Cpu& c = cpu(vcpu);
     KickList kicks;
-    std::vector<uint8_t> eois;
+    LapicOutputs eois;
     bool ok;
     bool timer_changed = false;
     {

@@ -109,9 +109,9 @@ private:
     void wake_locked(Cpu& c, KickList& kicks);
     void kick_all(const KickList& kicks);
     // After a register access: route the APIC's IPIs (under the lock) and
-    // return its level EOIs, for the I/O APIC once the lock is released.
-    std::vector<uint8_t> drain_outputs_locked(Cpu& c, KickList& kicks);
-    void finish_access(const std::vector<uint8_t>& eois, const KickList& kicks, bool timer_changed);
+    // return its EOIs, for the I/O APIC and the PIT once the lock is released.
+    LapicOutputs drain_outputs_locked(Cpu& c, KickList& kicks);
+    void finish_access(const LapicOutputs& out, const KickList& kicks, bool timer_changed);
     bool extint_ready_locked(const Cpu& c);
     bool wakeup_pending_locked(Cpu& c);
     void sync_from_exit_locked(Cpu& c);

@@ -279,6 +279,7 @@ void Lapic::eoi()
     const int v = highest_bit(isr_);
     if (v < 0) return;
     clear_bit(isr_, static_cast<uint8_t>(v));
+    outputs_.eoi_vectors.push_back(static_cast<uint8_t>(v));
     if (test_bit(tmr_, static_cast<uint8_t>(v))) {
         clear_bit(tmr_, static_cast<uint8_t>(v));
         if (!(svr_ & kSvrEoiBroadcastSuppression)) {

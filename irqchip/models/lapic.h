@@ -52,6 +52,7 @@ namespace kvmini {
 struct LapicOutputs {
     std::vector<ApicMessage> ipis;        // ICR / SELF IPI writes
     std::vector<uint8_t> level_eois;      // EOIs of TMR vectors to broadcast to the IOAPIC
+    std::vector<uint8_t> eoi_vectors;     // every EOI'd vector (for acknowledgement notifiers)
 };
 
 struct LapicStats {

@@ -285,6 +285,33 @@ TEST(UserIrqChip, LevelEoiGoesBackToTheIoapic)
     EXPECT_EQ(u.ioapic_read(0x1a) & (1u << 14), 0u) << "the LAPIC's EOI (TMR set) cleared remote IRR";
 }
 
+// With reinject, a PIT tick sent through the IOAPIC waits for the guest's
+// EOI of its vector before the next one goes (as KVM's PIT waits for its
+// acknowledgement notifier): ticks never merge into one IRR bit.
+TEST(UserIrqChip, PitTicksThroughTheIoapicWaitForTheirEoi)
+{
+    UserChip u(1);
+    FakeVcpu& v = u.vcpu(0);
+    u.apic_write(0, Lapic::kRegSvr, kSvrEnabled);
+    u.ioapic_write(0x15, 0);
+    u.ioapic_write(0x14, 0x30);             // IOREDTBL2: vector 0x30, edge, unmasked
+    u.out(0x43, 0x34), u.out(0x40, 0xa9), u.out(0x40, 0x04);  // channel 0, mode 2, 1193: 1 kHz
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (u.apic_read(0, Lapic::kRegIrr + 0x10) == 0 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(1ms);
+    ASSERT_TRUE(u.chip.before_run(v));
+    ASSERT_EQ(v.injected, std::vector<uint8_t>{0x30});
+    std::this_thread::sleep_for(20ms);  // 20 periods, no EOI
+    ASSERT_TRUE(u.chip.before_run(v));
+    EXPECT_EQ(v.injected.size(), 1u) << "the next tick waits for the EOI";
+    EXPECT_EQ(u.apic_read(0, Lapic::kRegIrr + 0x10), 0u) << "and is not left merging in IRR";
+    u.apic_write(0, Lapic::kRegEoi, 0);
+    while (u.apic_read(0, Lapic::kRegIrr + 0x10) == 0 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(1ms);
+    ASSERT_TRUE(u.chip.before_run(v));
+    EXPECT_EQ(v.injected, (std::vector<uint8_t>{0x30, 0x30})) << "after the EOI the waiting tick goes";
+}
+
 TEST(UserIrqChip, The8259AReachesTheBootCpuAsExtInt)
 {
     UserChip u(1);
