@@ -32,7 +32,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 
 # The irqchip modes this lane runs: the one list to extend when a mode lands.
-IRQCHIP_MODES="kernel split"
+IRQCHIP_MODES="kernel split user"
 
 prefix=
 smp_repeat=10
@@ -115,6 +115,13 @@ if ((boot)); then
       done
     done
   done
+  # User mode with the guest's own TSC-deadline timer (kvmini's MSR exits
+  # and LAPIC timers rather than the PIT), and a boot given no -p at all
+  # (the board's default parameters must give the console and the marker).
+  KVMINI_BOOT_TICK=lapic tests/integration/boot_test.sh user 2 || failed=1
+  emit_new_results
+  KVMINI_BOOT_NO_PARAMS=1 tests/integration/boot_test.sh kernel 1 || failed=1
+  emit_new_results
   if ((load_passes > 0)); then
     for mode in $IRQCHIP_MODES; do
       for root in disk-msix disk-intx; do
