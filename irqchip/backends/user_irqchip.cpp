@@ -38,16 +38,7 @@ bool is_timer_register(uint32_t offset)
 
 UserIrqChip::UserIrqChip(PitPolicy pit_policy)
     : chipset_(pit_policy, PcChipset::Outputs{
-                               .deliver =
-                                   [this](const IoapicDelivery& d) {
-                                       ApicMessage m;
-                                       m.vector = d.vector;
-                                       m.mode = d.delivery_mode;
-                                       m.destination = d.destination;
-                                       m.logical = d.logical;
-                                       m.level = d.level;
-                                       deliver(m);
-                                   },
+                               .deliver = [this](const IoapicDelivery& d) { deliver(to_apic_message(d)); },
                                .pic_output = [this](bool level) { on_pic_output(level); },
                                .pit_tick = [this] { on_pit_tick(); },
                            })

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "devices/irq_line.h"
+
 namespace kvmini {
 
 // Interrupt-command / LVT / MSI delivery modes (11.6.1, bits 10:8).
@@ -36,5 +38,39 @@ struct ApicMessage {
     uint32_t source_id = 0;    // the sender's APIC ID (for the shorthands)
     bool operator==(const ApicMessage&) const = default;
 };
+
+// The MSI format (11.11.1 address, 11.11.2 data): address 0xfee00000 |
+// destination << 12 | logical << 2; data vector | delivery mode << 8 |
+// assert << 14 | level << 15. In both directions, in one place.
+namespace msi {
+inline constexpr uint64_t kAddressBase = 0xfee0'0000;
+inline constexpr unsigned kAddressDestShift = 12;     // 19:12 destination ID
+inline constexpr unsigned kAddressDestModeShift = 2;  // 2: destination mode (1 = logical)
+inline constexpr unsigned kDataDeliveryModeShift = 8; // 10:8
+inline constexpr unsigned kDataAssertShift = 14;      // level: 1 = assert
+inline constexpr unsigned kDataTriggerShift = 15;     // trigger mode: 1 = level
+}  // namespace msi
+
+inline MsiMessage msi_from_apic_message(const ApicMessage& m)
+{
+    MsiMessage out;
+    out.address = msi::kAddressBase | (uint64_t{m.destination & 0xff} << msi::kAddressDestShift) |
+                  (uint64_t{m.logical} << msi::kAddressDestModeShift);
+    out.data = uint32_t{m.vector} | (uint32_t{static_cast<uint8_t>(m.mode)} << msi::kDataDeliveryModeShift) |
+               (uint32_t{m.assert} << msi::kDataAssertShift) | (uint32_t{m.level} << msi::kDataTriggerShift);
+    return out;
+}
+
+inline ApicMessage apic_message_from_msi(uint64_t address, uint32_t data)
+{
+    ApicMessage m;
+    m.destination = static_cast<uint32_t>((address >> msi::kAddressDestShift) & 0xff);
+    m.logical = (address >> msi::kAddressDestModeShift) & 1;
+    m.vector = static_cast<uint8_t>(data & 0xff);
+    m.mode = static_cast<ApicDeliveryMode>((data >> msi::kDataDeliveryModeShift) & 7);
+    m.level = (data >> msi::kDataTriggerShift) & 1;
+    m.assert = !m.level || ((data >> msi::kDataAssertShift) & 1);
+    return m;
+}
 
 }  // namespace kvmini

@@ -55,15 +55,6 @@ inline constexpr uint8_t kReservedMode6 = 6;
 // the 82093AA's vector field is documented as 10h-FEh.
 inline constexpr uint8_t kFirstLegalVector = 0x10;
 
-// MSI format, Intel SDM vol. 3A 11.11.1 (address) and 11.11.2 (data).
-namespace msi {
-inline constexpr uint64_t kAddressBase = 0xfee0'0000;
-inline constexpr unsigned kAddressDestShift = 12;   // 19:12 destination ID
-inline constexpr unsigned kAddressDestModeShift = 2;// 2: destination mode
-inline constexpr unsigned kDataDeliveryModeShift = 8;
-inline constexpr unsigned kDataAssertShift = 14;    // level: 1 = assert
-inline constexpr unsigned kDataTriggerShift = 15;   // trigger mode: 1 = level
-}  // namespace msi
 
 bool is_level_capable(uint8_t mode)
 {
@@ -87,15 +78,18 @@ static IoapicDelivery message_of(uint64_t entry, unsigned pin)
     return d;
 }
 
-MsiMessage to_msi(const IoapicDelivery& d)
+ApicMessage to_apic_message(const IoapicDelivery& d)
 {
-    MsiMessage m;
-    m.address = msi::kAddressBase | (uint64_t{d.destination} << msi::kAddressDestShift) |
-                (uint64_t{d.logical} << msi::kAddressDestModeShift);
-    m.data = uint32_t{d.vector} | (uint32_t{static_cast<uint8_t>(d.delivery_mode)} << msi::kDataDeliveryModeShift) |
-             (1u << msi::kDataAssertShift) | (uint32_t{d.level} << msi::kDataTriggerShift);
+    ApicMessage m;
+    m.vector = d.vector;
+    m.mode = d.delivery_mode;
+    m.destination = d.destination;
+    m.logical = d.logical;
+    m.level = d.level;
     return m;
 }
+
+MsiMessage to_msi(const IoapicDelivery& d) { return msi_from_apic_message(to_apic_message(d)); }
 
 Ioapic::Ioapic(DeliverCallback deliver, IoapicConfig config, EoiCallback on_eoi)
     : deliver_(std::move(deliver)), on_eoi_(std::move(on_eoi)), config_(config)

@@ -77,9 +77,9 @@ struct IoapicDelivery {
     bool operator==(const IoapicDelivery&) const = default;
 };
 
-// The same message as an MSI (split mode hands it to KVM's LAPIC this way):
-// address 0xfee00000 | destination << 12 | logical << 2; data vector |
-// delivery mode << 8 | assert (1) << 14 | level << 15.
+// The same message on the APIC bus (user mode hands it to kvmini's LAPICs),
+// and as an MSI (split mode hands it to KVM's LAPIC this way, apic_bus.h).
+ApicMessage to_apic_message(const IoapicDelivery& d);
 MsiMessage to_msi(const IoapicDelivery& d);
 
 struct IoapicStats {

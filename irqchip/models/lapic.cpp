@@ -613,18 +613,6 @@ std::optional<uint32_t> Lapic::x2apic_writable_bits(uint32_t offset)
 
 LapicOutputs Lapic::take_outputs() { return std::exchange(outputs_, LapicOutputs{}); }
 
-ApicMessage apic_message_from_msi(uint64_t address, uint32_t data)
-{
-    ApicMessage m;
-    m.destination = static_cast<uint32_t>((address >> 12) & 0xff);
-    m.logical = address & (1u << 2);
-    m.vector = static_cast<uint8_t>(data & kVectorMask);
-    m.mode = static_cast<ApicDeliveryMode>((data & kDeliveryModeMask) >> kDeliveryModeShift);
-    m.level = data & kTriggerLevel;
-    m.assert = !m.level || (data & kLevelAssert);
-    return m;
-}
-
 std::vector<unsigned> route_apic_message(const std::vector<const Lapic*>& apics, const ApicMessage& m,
                                          unsigned rr_start)
 {

@@ -286,11 +286,6 @@ private:
     LapicStats stats_;
 };
 
-// Decodes an MSI (address 0xfeeXXXXX, data) into an APIC message (11.11.1,
-// 11.11.2): destination in address bits 19:12, destination mode bit 2;
-// vector, delivery mode, level and trigger in the data.
-ApicMessage apic_message_from_msi(uint64_t address, uint32_t data);
-
 // The APIC bus's routing for a message (11.6.2, 11.6.2.4): the indexes into
 // `apics` of the APICs that take it. Shorthands use `m.source_id` for "self";
 // lowest priority picks one APIC (the lowest arbitration priority, ties to

@@ -1650,3 +1650,18 @@ TEST(Lapic, PeriodicCurrentCountReloadsBeforeTheOwnerLooks)
 }
 }  // namespace
 }  // namespace kvmini
+
+namespace kvmini {
+namespace {
+// apic_bus.h: the one MSI encoding, both ways (SDM 11.11.1, 11.11.2).
+TEST(ApicBus, MsiEncodingRoundTrips)
+{
+    const ApicMessage m{.vector = 0x45, .mode = ApicDeliveryMode::kLowestPriority, .destination = 0x0f,
+                        .logical = true, .level = true, .assert = true};
+    const MsiMessage msi = msi_from_apic_message(m);
+    EXPECT_EQ(msi.address, 0xfee0f004u);
+    EXPECT_EQ(msi.data, 0x45u | (1u << 8) | (1u << 14) | (1u << 15));
+    EXPECT_EQ(apic_message_from_msi(msi.address, msi.data), m);
+}
+}  // namespace
+}  // namespace kvmini
