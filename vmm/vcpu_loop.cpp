@@ -126,9 +126,18 @@ void VcpuLoop::run_until_stopped()
         case KVM_EXIT_SHUTDOWN: {
             const auto regs = vcpu_.regs();
             const auto sregs = vcpu_.sregs();
-            spdlog::error("vCPU {}: triple fault (shutdown); registers:\n{}", vcpu_.index(),
+            // KVM on AMD SVM resets the vCPU before it reports a shutdown
+            // (svm.c shutdown_interception): registers at the reset vector
+            // then say nothing about where the guest faulted.
+            const bool reset_state = regs.rip == 0xfff0 && sregs.cs.selector == 0xf000;
+            const char* note = reset_state ? " (these are the CPU's reset values: this KVM (AMD SVM) resets the vCPU "
+                                             "before reporting a shutdown, so the faulting state is lost)"
+                                           : "";
+            spdlog::error("vCPU {}: triple fault (shutdown); registers{}:\n{}", vcpu_.index(), note,
                           format_registers(regs, sregs));
-            control_.request_stop(1, fmt::format("vCPU {}: guest triple fault at RIP {:#x}", vcpu_.index(), regs.rip));
+            control_.request_stop(1, fmt::format("vCPU {}: guest triple fault {}", vcpu_.index(),
+                                                 reset_state ? std::string("(registers already reset by KVM)")
+                                                             : fmt::format("at RIP {:#x}", regs.rip)));
             return;
         }
         case KVM_EXIT_FAIL_ENTRY:
