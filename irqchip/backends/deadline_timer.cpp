@@ -2,13 +2,13 @@
 
 #include <poll.h>
 #include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cstring>
 
 #include <spdlog/spdlog.h>
 
+#include "irqchip/models/pit_8254.h"
 #include "vmm/error.h"
 
 namespace kvmini {
@@ -17,12 +17,9 @@ namespace {
 constexpr uint64_t kNsPerSecond = 1'000'000'000;
 }
 
-uint64_t DeadlineTimer::now_ns()
-{
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * kNsPerSecond + static_cast<uint64_t>(ts.tv_nsec);
-}
+// One clock for every model and its timer thread: the PIT model's
+// (CLOCK_MONOTONIC), which its bus adapters read too.
+uint64_t DeadlineTimer::now_ns() { return Pit8254::monotonic_ns(); }
 
 DeadlineTimer::DeadlineTimer(std::string name, NextEvent next, Fire fire)
     : name_(std::move(name)),
