@@ -5,6 +5,7 @@
 #include <string>
 
 #include "devices/le.h"
+#include "irqchip/models/lapic.h"
 #include "vmm/error.h"
 #include "vmm/kvm.h"
 #include "vmm/kvm_list.h"
@@ -32,12 +33,6 @@ constexpr uint64_t kCr0Pe = 1u << 0, kCr0Mp = 1u << 1, kCr0Et = 1u << 4, kCr0Ne 
 constexpr uint64_t kCr4Pae = 1u << 5;
 constexpr uint64_t kEferLme = 1u << 8, kEferLma = 1u << 10;
 
-// Local APIC register offsets and LVT delivery modes (Intel SDM vol. 3A 11.5.1).
-constexpr size_t kApicLvtLint0 = 0x350;
-constexpr size_t kApicLvtLint1 = 0x360;
-constexpr uint32_t kLvtDeliveryModeMask = 0x700;
-constexpr uint32_t kLvtModeExtInt = 0x700;
-constexpr uint32_t kLvtModeNmi = 0x400;
 
 }  // namespace
 
@@ -82,10 +77,12 @@ void init_lapic_virtual_wire(Vcpu& vcpu)
     KVM_IOCTL(vcpu.fd(), KVM_GET_LAPIC, &lapic);
     auto set_mode = [&](size_t reg, uint32_t mode) {
         uint8_t* r = reinterpret_cast<uint8_t*>(&lapic.regs[reg]);
-        le::store32(r, (le::load32(r) & ~kLvtDeliveryModeMask) | mode);
+        le::store32(r, (le::load32(r) & ~kApicDeliveryModeMask) | mode);
     };
-    set_mode(kApicLvtLint0, kLvtModeExtInt);
-    set_mode(kApicLvtLint1, kLvtModeNmi);
+    // The register layout and encodings are the LAPIC model's (Intel SDM
+    // vol. 3A 11.5.1), also for KVM's LAPIC state page.
+    set_mode(Lapic::kRegLvtLint0, delivery_mode_bits(ApicDeliveryMode::kExtInt));
+    set_mode(Lapic::kRegLvtLint1, delivery_mode_bits(ApicDeliveryMode::kNmi));
     KVM_IOCTL(vcpu.fd(), KVM_SET_LAPIC, &lapic);
 }
 

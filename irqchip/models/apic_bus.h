@@ -22,6 +22,12 @@ enum class ApicDeliveryMode : uint8_t {
     kExtInt = 7,
 };
 
+// The delivery-mode field, bits 10:8, in the ICR, every LVT entry and the
+// MSI data register alike.
+inline constexpr unsigned kApicDeliveryModeShift = 8;
+inline constexpr uint32_t kApicDeliveryModeMask = 0x7u << kApicDeliveryModeShift;
+constexpr uint32_t delivery_mode_bits(ApicDeliveryMode m) { return uint32_t{static_cast<uint8_t>(m)} << kApicDeliveryModeShift; }
+
 // ICR destination shorthand (11.6.1, bits 19:18).
 enum class ApicShorthand : uint8_t { kNone = 0, kSelf = 1, kAllIncludingSelf = 2, kAllExcludingSelf = 3 };
 
@@ -46,7 +52,7 @@ namespace msi {
 inline constexpr uint64_t kAddressBase = 0xfee0'0000;
 inline constexpr unsigned kAddressDestShift = 12;     // 19:12 destination ID
 inline constexpr unsigned kAddressDestModeShift = 2;  // 2: destination mode (1 = logical)
-inline constexpr unsigned kDataDeliveryModeShift = 8; // 10:8
+inline constexpr unsigned kDataDeliveryModeShift = kApicDeliveryModeShift;
 inline constexpr unsigned kDataAssertShift = 14;      // level: 1 = assert
 inline constexpr unsigned kDataTriggerShift = 15;     // trigger mode: 1 = level
 }  // namespace msi

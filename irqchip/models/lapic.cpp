@@ -8,8 +8,6 @@ namespace kvmini {
 namespace {
 // Bits of the ICR and the LVT entries (11.5.1 figure 11-8, 11.6.1 figure 11-12).
 constexpr uint32_t kVectorMask = 0xff;
-constexpr uint32_t kDeliveryModeShift = 8;
-constexpr uint32_t kDeliveryModeMask = 0x7u << kDeliveryModeShift;
 constexpr uint32_t kDestModeLogical = 1u << 11;
 constexpr uint32_t kDeliveryStatus = 1u << 12;
 constexpr uint32_t kLevelAssert = 1u << 14;
@@ -25,19 +23,19 @@ constexpr uint32_t kTprMask = 0xff;
 constexpr uint32_t kLdrMask = 0xff00'0000;
 constexpr uint32_t kDfrModelMask = 0xf000'0000;
 constexpr uint32_t kSvrMask = 0xff | Lapic::kSvrEnable | (1u << 9) | Lapic::kSvrEoiBroadcastSuppression;
-constexpr uint32_t kIcrLowMask = 0xff | kDeliveryModeMask | kDestModeLogical | kLevelAssert | kTriggerLevel | (3u << 18);
+constexpr uint32_t kIcrLowMask = 0xff | kApicDeliveryModeMask | kDestModeLogical | kLevelAssert | kTriggerLevel | (3u << 18);
 constexpr uint32_t kDivideMask = 0xb;
 // Writable bits of each LVT entry, by index (timer, thermal, PMC, LINT0, LINT1, error).
 constexpr std::array<uint32_t, 6> kLvtWritable = {
     0xff | (1u << 16) | kTimerModeMask,
-    0xff | kDeliveryModeMask | (1u << 16),
-    0xff | kDeliveryModeMask | (1u << 16),
-    0xff | kDeliveryModeMask | (1u << 13) | kTriggerLevel | (1u << 16),
-    0xff | kDeliveryModeMask | (1u << 13) | kTriggerLevel | (1u << 16),
+    0xff | kApicDeliveryModeMask | (1u << 16),
+    0xff | kApicDeliveryModeMask | (1u << 16),
+    0xff | kApicDeliveryModeMask | (1u << 13) | kTriggerLevel | (1u << 16),
+    0xff | kApicDeliveryModeMask | (1u << 13) | kTriggerLevel | (1u << 16),
     0xff | (1u << 16),
 };
 
-constexpr uint32_t lvt_mode(uint32_t lvt) { return (lvt & kDeliveryModeMask) >> kDeliveryModeShift; }
+constexpr uint32_t lvt_mode(uint32_t lvt) { return (lvt & kApicDeliveryModeMask) >> kApicDeliveryModeShift; }
 constexpr uint8_t priority_class(int vector) { return static_cast<uint8_t>(vector & 0xf0); }
 }  // namespace
 
@@ -90,8 +88,8 @@ uint32_t Lapic::x2apic_ldr() const
 
 void Lapic::set_virtual_wire()
 {
-    lvt_[kLvtLint0] = static_cast<uint32_t>(ApicDeliveryMode::kExtInt) << kDeliveryModeShift;
-    lvt_[kLvtLint1] = static_cast<uint32_t>(ApicDeliveryMode::kNmi) << kDeliveryModeShift;
+    lvt_[kLvtLint0] = static_cast<uint32_t>(ApicDeliveryMode::kExtInt) << kApicDeliveryModeShift;
+    lvt_[kLvtLint1] = static_cast<uint32_t>(ApicDeliveryMode::kNmi) << kApicDeliveryModeShift;
 }
 
 int Lapic::highest_bit(const std::array<uint32_t, 8>& bits)
@@ -509,7 +507,7 @@ void Lapic::write_icr(uint32_t low, uint32_t high)
     icr_high_ = high;
     ApicMessage m;
     m.vector = static_cast<uint8_t>(low & kVectorMask);
-    m.mode = static_cast<ApicDeliveryMode>((low & kDeliveryModeMask) >> kDeliveryModeShift);
+    m.mode = static_cast<ApicDeliveryMode>((low & kApicDeliveryModeMask) >> kApicDeliveryModeShift);
     m.logical = low & kDestModeLogical;
     m.level = low & kTriggerLevel;
     m.assert = low & kLevelAssert;
